@@ -1,0 +1,97 @@
+#!/bin/sh
+# Entrypoint of the Nexus image. Runs from the application directory (WORKDIR /app).
+#
+#   (no arguments)            start-up checks, then `python manage.py nexus_serve`
+#   serve [ARGS]              same, passing ARGS to nexus_serve
+#   migrate [ARGS]            `manage.py migrate --noinput`; run once per release (Job, compose
+#                             one-shot), never from every replica
+#   wait-for-migrations       return once the schema is current; gives up after
+#                             NEXUS_MIGRATION_WAIT_SECONDS (default 300) with the last error
+#   check                     the start-up checks alone
+#   anything else             executed as given; a command line that runs nexus_serve gets
+#                             the start-up checks first
+#
+# NEXUS_SKIP_CHECKS=1 skips the start-up checks, NEXUS_WARMUP=1 fills the module cache
+# (nexus_warmup) before the server starts.
+set -eu
+
+log() {
+    printf 'entrypoint: %s\n' "$*" >&2
+}
+
+startup_checks() {
+    if [ "${NEXUS_SKIP_CHECKS:-0}" = "1" ]; then
+        log "start-up checks skipped (NEXUS_SKIP_CHECKS=1)"
+        return 0
+    fi
+    python manage.py nexus_check --deploy || {
+        status=$?
+        log "start-up checks failed (exit $status); not starting the server"
+        exit "$status"
+    }
+    if [ "${NEXUS_WARMUP:-0}" = "1" ]; then
+        python manage.py nexus_warmup || {
+            status=$?
+            log "module cache warm-up failed (exit $status)"
+            exit "$status"
+        }
+    fi
+}
+
+whole_seconds() {
+    case "$2" in
+        '' | *[!0-9]*)
+            log "$1 must be a whole number of seconds, got '$2'"
+            exit 2
+            ;;
+    esac
+}
+
+wait_for_migrations() {
+    limit="${NEXUS_MIGRATION_WAIT_SECONDS:-300}"
+    pause="${NEXUS_MIGRATION_POLL_SECONDS:-5}"
+    whole_seconds NEXUS_MIGRATION_WAIT_SECONDS "$limit"
+    whole_seconds NEXUS_MIGRATION_POLL_SECONDS "$pause"
+    started=$(date +%s)
+    while :; do
+        if output=$(python manage.py migrate --check 2>&1); then
+            log "database schema is current"
+            return 0
+        fi
+        if [ $(($(date +%s) - started)) -ge "$limit" ]; then
+            log "schema still not current after ${limit}s; last answer of 'migrate --check':"
+            printf '%s\n' "$output" >&2
+            exit 1
+        fi
+        log "waiting for migrations to be applied (checking again in ${pause}s)"
+        sleep "$pause"
+    done
+}
+
+if [ "$#" -eq 0 ]; then
+    set -- serve
+fi
+
+case "$1" in
+    serve)
+        shift
+        set -- python manage.py nexus_serve "$@"
+        ;;
+    migrate)
+        shift
+        exec python manage.py migrate --noinput "$@"
+        ;;
+    wait-for-migrations)
+        wait_for_migrations
+        exit 0
+        ;;
+    check)
+        shift
+        exec python manage.py nexus_check --deploy "$@"
+        ;;
+esac
+
+case " $* " in
+    *" nexus_serve "*) startup_checks ;;
+esac
+exec "$@"

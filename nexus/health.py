@@ -1,0 +1,110 @@
+"""Health endpoints: liveness, readiness (database, channel layer, sandbox pool) and a summary."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+
+import nexus
+
+logger = logging.getLogger(__name__)
+STARTED_AT = time.monotonic()
+CHECK_TIMEOUT_S = 3.0
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process right now (Linux), 0 where unknown."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+async def check_channel_layer() -> None:
+    """A real round trip through the layer: send to a fresh channel and read it back."""
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer configured")
+    channel = await layer.new_channel(prefix="health")
+    await layer.send(channel, {"type": "health.probe"})
+    await layer.receive(channel)
+
+
+def check_runtime() -> None:
+    from workspaces.services.sandbox import runtime_ready
+
+    runtime_ready()
+
+
+async def _run_check(name: str, check: Any) -> tuple[str, str | None]:
+    try:
+        if asyncio.iscoroutinefunction(check):
+            await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+        else:
+            await asyncio.wait_for(sync_to_async(check)(), CHECK_TIMEOUT_S)
+    except Exception as exc:
+        logger.warning("health check %s failed: %s", name, exc)
+        return name, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return name, None
+
+
+async def run_checks(names: tuple[str, ...] = ("database", "channelLayer", "runtime")) -> dict[str, str | None]:
+    checks = {"database": check_database, "channelLayer": check_channel_layer, "runtime": check_runtime}
+    results = await asyncio.gather(*(_run_check(name, checks[name]) for name in names))
+    return dict(results)
+
+
+def _checks_body(results: dict[str, str | None]) -> dict[str, Any]:
+    return {name: ("ok" if error is None else {"status": "fail", "error": error}) for name, error in results.items()}
+
+
+async def live(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "alive", "uptime": round(time.monotonic() - STARTED_AT, 3)})
+
+
+async def ready(request: HttpRequest) -> JsonResponse:
+    results = await run_checks()
+    ok = all(error is None for error in results.values())
+    body = {"status": "ready" if ok else "unavailable", "checks": _checks_body(results)}
+    return JsonResponse(body, status=200 if ok else 503)
+
+
+def _summary() -> dict[str, Any]:
+    from workspaces.services.sandbox import runtime_summary
+    from workspaces.services.stats import active_panel_count
+
+    return {"activePanels": active_panel_count(), "runtime": runtime_summary()}
+
+
+async def health(request: HttpRequest) -> JsonResponse:
+    results = await run_checks(("database", "channelLayer"))
+    ok = all(error is None for error in results.values())
+    body: dict[str, Any] = {
+        "status": "healthy" if ok else "unhealthy",
+        "version": nexus.__version__,
+        "uptime": round(time.monotonic() - STARTED_AT, 3),
+        "activePanels": None,
+        "maxPanels": settings.NEXUS.MAX_PANELS,
+        "runtime": None,
+        "memory": {"rssBytes": rss_bytes()},
+        "checks": _checks_body(results),
+    }
+    if ok:
+        body.update(await sync_to_async(_summary)())
+    return JsonResponse(body, status=200 if ok else 503)

@@ -1,0 +1,120 @@
+"""HTTP middleware: request ids and one log line per request."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponse
+
+from nexus.errors import error_response
+from nexus.logging import request_id_var
+
+logger = logging.getLogger("nexus.request")
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+def incoming_request_id(value: str | None) -> str:
+    """Reuse a caller's id when it is sane; otherwise make one."""
+    if value and _VALID_REQUEST_ID.match(value):
+        return value
+    return uuid.uuid4().hex
+
+
+class RequestLogMiddleware:
+    """Assign a request id, echo it back, and log method, path, status and duration."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        token, started = self._begin(request)
+        try:
+            response = self.get_response(request)
+            return self._finish(request, response, started)
+        finally:
+            request_id_var.reset(token)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        token, started = self._begin(request)
+        try:
+            get_response: Callable[[HttpRequest], Awaitable[HttpResponse]] = self.get_response
+            response = await get_response(request)
+            return self._finish(request, response, started)
+        finally:
+            request_id_var.reset(token)
+
+    def _begin(self, request: HttpRequest) -> tuple[Any, float]:
+        request_id = incoming_request_id(request.headers.get(REQUEST_ID_HEADER))
+        request.request_id = request_id  # type: ignore[attr-defined]
+        return request_id_var.set(request_id), time.perf_counter()
+
+    def _finish(self, request: HttpRequest, response: HttpResponse, started: float) -> HttpResponse:
+        duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        response[REQUEST_ID_HEADER] = request.request_id  # type: ignore[attr-defined]
+        level = logging.ERROR if response.status_code >= 500 else logging.INFO
+        logger.log(
+            level,
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status_code,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": duration_ms,
+            },
+        )
+        return response
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over BODY_LIMIT before anything reads them."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        from django.conf import settings
+
+        self.get_response = get_response
+        self.limit: int = settings.NEXUS.BODY_LIMIT
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        too_large = self._refusal(request)
+        if iscoroutinefunction(self):
+            return self._acall(request, too_large)
+        return too_large or self.get_response(request)
+
+    async def _acall(self, request: HttpRequest, too_large: HttpResponse | None) -> HttpResponse:
+        if too_large is not None:
+            return too_large
+        response: HttpResponse = await self.get_response(request)
+        return response
+
+    def _refusal(self, request: HttpRequest) -> HttpResponse | None:
+        try:
+            length = int(request.headers.get("Content-Length") or 0)
+        except ValueError:
+            return error_response(400, "INVALID_REQUEST", "Content-Length is not a number")
+        if length > self.limit:
+            return error_response(
+                413, "PAYLOAD_TOO_LARGE", f"Request body of {length} bytes exceeds the limit of {self.limit}"
+            )
+        return None

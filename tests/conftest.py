@@ -1,0 +1,82 @@
+"""Shared fixtures. Tests that need the database request the `db` fixture explicitly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import Database, scratch_database
+
+
+@pytest.fixture
+def scratch_db(tmp_path: Path) -> Iterator[Database]:
+    """A database of its own for server processes started by a test (migrated by the caller)."""
+    with scratch_database(tmp_path) as database:
+        yield database
+
+
+def using_postgres() -> bool:
+    return os.environ.get("DATABASE_URL", "").startswith("postgres")
+
+
+def using_redis() -> bool:
+    return bool(os.environ.get("REDIS_URL"))
+
+
+# ---------------------------------------------------------------- users, workspaces and tokens
+# Used by the REST, admin and command tests. Tests that reach the panel service (which commits
+# from its own worker threads) must use `transactional_db`; these fixtures work with either.
+
+TEST_PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture
+def make_user(db: None):  # type: ignore[no-untyped-def]
+    from django.contrib.auth import get_user_model
+
+    def make(username: str, password: str = TEST_PASSWORD, **fields):  # type: ignore[no-untyped-def]
+        return get_user_model().objects.create_user(username=username, password=password, **fields)
+
+    return make
+
+
+@pytest.fixture
+def make_workspace(db: None):  # type: ignore[no-untyped-def]
+    """make_workspace(slug, owner=None, **members_by_role) -> Workspace."""
+    from workspaces.models import Membership, Workspace
+
+    def make(slug: str, members: dict | None = None, **fields):  # type: ignore[no-untyped-def]
+        workspace = Workspace.objects.create(slug=slug, name=fields.pop("name", slug.title()), **fields)
+        for user, role in (members or {}).items():
+            Membership.objects.create(workspace=workspace, user=user, role=role)
+        return workspace
+
+    return make
+
+
+@pytest.fixture
+def token_for(db: None):  # type: ignore[no-untyped-def]
+    """token_for(user, workspace=None, permissions=None) -> access token string (claims unchecked)."""
+    from workspaces.services.tokens import refresh_token_for
+
+    def mint(user, workspace: str | None = None, permissions: list[str] | None = None) -> str:  # type: ignore[no-untyped-def]
+        return str(refresh_token_for(user, workspace, permissions).access_token)
+
+    return mint
+
+
+@pytest.fixture
+def api_client_for(token_for):  # type: ignore[no-untyped-def]
+    """api_client_for(user=None, workspace=None, permissions=None) -> DRF APIClient with a Bearer token."""
+    from rest_framework.test import APIClient
+
+    def build(user=None, workspace: str | None = None, permissions: list[str] | None = None) -> APIClient:  # type: ignore[no-untyped-def]
+        client = APIClient()
+        if user is not None:
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(user, workspace, permissions)}")
+        return client
+
+    return build

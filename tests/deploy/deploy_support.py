@@ -1,0 +1,154 @@
+"""Shared facts and helpers of the deployment tests (no Django, no cluster)."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+K8S = DEPLOY / "k8s"
+BASE = K8S / "base"
+OVERLAYS = {"base": BASE, "dev": K8S / "overlays" / "dev", "prod": K8S / "overlays" / "prod"}
+MANAGED_COMPONENT = K8S / "components" / "managed-data"
+DOCKERFILE = DEPLOY / "Dockerfile"
+ENTRYPOINT = DEPLOY / "docker-entrypoint.sh"
+COMPOSE = REPO / "docker-compose.yml"
+
+# Every environment variable the service reads, as its authors announced it. The single
+# list the manifests are checked against; test_deploy_manifests also compares it with
+# the variable names nexus/config.py exposes.
+APP_ENV_VARS = frozenset({
+    "HTTP_PORT", "WS_PORT", "HOST", "AUTH_ENABLED", "JWT_SECRET", "JWT_ACCESS_TTL", "CORS_ORIGINS",
+    "BODY_LIMIT", "MAX_INSTANCES", "MIN_INSTANCES", "MEMORY_LIMIT_MB", "TIMEOUT_MS", "MAX_HOST_CALLS",
+    "CACHE_DIR", "MAX_CACHE_SIZE_MB", "HTTP_MAX_CONCURRENT", "HTTP_TIMEOUT", "HTTP_ALLOWED_DOMAINS",
+    "MAX_PANELS", "LOG_LEVEL", "LOG_PRETTY", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG",
+    "ALLOWED_HOSTS", "NEXUS_CONFIG_DIR", "NEXUS_ALLOW_INSECURE", "SHUTDOWN_GRACE_SECONDS",
+})
+# Read from the config directory itself, so it is never a key of that directory.
+CONFIG_DIR_VAR = "NEXUS_CONFIG_DIR"
+SECRET_ENV_VARS = frozenset({"JWT_SECRET", "SECRET_KEY", "DATABASE_URL"})
+# Variables of the image's entrypoint script (not of the service).
+ENTRYPOINT_ENV_VARS = frozenset({
+    "NEXUS_SKIP_CHECKS", "NEXUS_WARMUP", "NEXUS_MIGRATION_WAIT_SECONDS", "NEXUS_MIGRATION_POLL_SECONDS",
+})
+
+SERVER_UID = 10001
+CONFIG_MOUNT = "/etc/nexus/config"
+CACHE_MOUNT = "/tmp/nexus-cache"
+PLACEHOLDER = "CHANGE-ME"
+
+Resource = dict[str, Any]
+
+
+def load_yaml_documents(path: Path) -> list[Any]:
+    return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc is not None]
+
+
+def find(resources: list[Resource], kind: str, name: str) -> Resource:
+    matches = [r for r in resources if r["kind"] == kind and r["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind}/{name}, found {len(matches)}"
+    return matches[0]
+
+
+def kinds(resources: list[Resource]) -> set[str]:
+    return {r["kind"] for r in resources}
+
+
+def pod_spec(resource: Resource) -> dict[str, Any]:
+    spec: dict[str, Any] = resource["spec"]["template"]["spec"]
+    return spec
+
+
+def container(resource: Resource, name: str, init: bool = False) -> dict[str, Any]:
+    items = pod_spec(resource).get("initContainers" if init else "containers", [])
+    matches = [c for c in items if c["name"] == name]
+    assert len(matches) == 1, f"no container {name} in {resource['kind']}/{resource['metadata']['name']}"
+    return matches[0]
+
+
+def all_containers(resource: Resource) -> list[dict[str, Any]]:
+    spec = pod_spec(resource)
+    return [*spec.get("initContainers", []), *spec.get("containers", [])]
+
+
+def workloads(resources: list[Resource]) -> list[Resource]:
+    return [r for r in resources if r["kind"] in {"Deployment", "StatefulSet", "Job", "DaemonSet"}]
+
+
+def quantity_bytes(value: str) -> int:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 10**3, "M": 10**6, "G": 10**9}
+    match = re.fullmatch(r"(\d+)([A-Za-z]*)", str(value))
+    assert match and match.group(2) in {"", *units}, f"unexpected quantity {value}"
+    return int(match.group(1)) * units.get(match.group(2), 1)
+
+
+def quantity_millicores(value: str | int) -> int:
+    text = str(value)
+    return int(text[:-1]) if text.endswith("m") else int(float(text) * 1000)
+
+
+def load_app_config_module() -> ModuleType | None:
+    """nexus/config.py loaded on its own (no Django), or None while it does not exist."""
+    path = REPO / "nexus" / "config.py"
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("nexus_config_for_deploy_tests", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while building
+    spec.loader.exec_module(module)
+    return module
+
+
+def container_environment(resource: Resource, container_spec: dict[str, Any],
+                          resources: list[Resource]) -> tuple[dict[str, str], dict[str, str]]:
+    """(environment variables, files in NEXUS_CONFIG_DIR) a container gets from the manifests.
+
+    Values come from the ConfigMaps and Secrets among ``resources``; a reference to an
+    object that is not rendered (a Secret created out of band) yields its keys with the
+    value ``<external>``.
+    """
+    env: dict[str, str] = {}
+    for source in container_spec.get("envFrom", []):
+        env.update(_object_data(source, resources))
+    for item in container_spec.get("env", []):
+        env[item["name"]] = item.get("value", "<valueFrom>")
+    files: dict[str, str] = {}
+    config_dir = env.get(CONFIG_DIR_VAR)
+    mounts = {m["name"]: m["mountPath"] for m in container_spec.get("volumeMounts", [])}
+    for volume in pod_spec(resource).get("volumes", []):
+        if mounts.get(volume["name"]) == config_dir and "projected" in volume:
+            for source in volume["projected"]["sources"]:
+                files.update(_object_data(source, resources))
+    return env, files
+
+
+def _object_data(source: dict[str, Any], resources: list[Resource]) -> dict[str, str]:
+    for field, kind in (("configMapRef", "ConfigMap"), ("configMap", "ConfigMap"),
+                        ("secretRef", "Secret"), ("secret", "Secret")):
+        if field in source:
+            name = source[field]["name"]
+            matches = [r for r in resources if r["kind"] == kind and r["metadata"]["name"] == name]
+            if not matches:
+                return {key: "<external>" for key in EXTERNAL_SECRET_KEYS.get(name, ())}
+            data = dict(matches[0].get("data", {}))
+            if kind == "Secret":
+                data = {k: base64.b64decode(v).decode() for k, v in data.items()}
+            data.update(matches[0].get("stringData", {}))
+            return {str(k): str(v) for k, v in data.items()}
+    raise AssertionError(f"unsupported environment source {source}")
+
+
+# Keys of the Secrets the prod overlay expects to exist already (docs/deployment.md).
+EXTERNAL_SECRET_KEYS = {
+    "nexus-secrets": ("JWT_SECRET", "SECRET_KEY", "DATABASE_URL"),
+    "nexus-postgres": ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"),
+}

@@ -1,0 +1,93 @@
+"""Every API error as {"error": {"code", "message", "details"?}} with the status of its code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from nexus.errors import error_body
+from workspaces.access import AccessDenied
+
+STATUS_CODES = {
+    "INVALID_NXML": 400,
+    "INVALID_REQUEST": 400,
+    "INVALID_ARGS": 400,
+    "UNAUTHENTICATED": 401,
+    "FORBIDDEN": 403,
+    "NOT_FOUND": 404,
+    "TOOL_NOT_FOUND": 404,
+    "METHOD_NOT_ALLOWED": 405,
+    "PANEL_EXISTS": 409,
+    "PAYLOAD_TOO_LARGE": 413,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
+    "MAX_PANELS": 429,
+    "RUNTIME_BUSY": 503,
+    "UNAVAILABLE": 503,
+}
+
+
+class APIError(exceptions.APIException):
+    """An error with one of the codes above; the status follows from the code."""
+
+    def __init__(self, code: str, message: str, details: Any = None) -> None:
+        super().__init__(detail=message, code=code)
+        self.status_code = STATUS_CODES.get(code, 400)
+        self.error_code = code
+        self.message = message
+        self.details = details
+
+
+def _flatten(detail: Any) -> str:
+    if isinstance(detail, dict):
+        return "; ".join(f"{key}: {_flatten(value)}" for key, value in detail.items())
+    if isinstance(detail, list):
+        return "; ".join(_flatten(item) for item in detail)
+    return str(detail)
+
+
+def _translate(exc: Exception) -> tuple[int, str, str, Any]:
+    if isinstance(exc, APIError):
+        return exc.status_code, exc.error_code, exc.message, exc.details
+    if isinstance(exc, AccessDenied):
+        return exc.status, exc.code, exc.message, None
+    if isinstance(exc, RequestDataTooBig):
+        return 413, "PAYLOAD_TOO_LARGE", "Request body exceeds BODY_LIMIT", None
+    if isinstance(exc, Http404):
+        return 404, "NOT_FOUND", str(exc) or "Not found", None
+    if isinstance(exc, DjangoPermissionDenied):
+        return 403, "FORBIDDEN", str(exc) or "Forbidden", None
+    if isinstance(exc, exceptions.ValidationError):
+        return 400, "INVALID_REQUEST", _flatten(exc.detail), {"fields": exc.detail}
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        return 401, "UNAUTHENTICATED", _flatten(exc.detail), None
+    if isinstance(exc, exceptions.PermissionDenied):
+        return 403, "FORBIDDEN", _flatten(exc.detail), None
+    if isinstance(exc, exceptions.NotFound):
+        return 404, "NOT_FOUND", _flatten(exc.detail), None
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return 405, "METHOD_NOT_ALLOWED", _flatten(exc.detail), None
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return 415, "UNSUPPORTED_MEDIA_TYPE", _flatten(exc.detail), None
+    if isinstance(exc, exceptions.ParseError):
+        return 400, "INVALID_REQUEST", _flatten(exc.detail), None
+    if isinstance(exc, exceptions.Throttled):
+        return 429, "THROTTLED", _flatten(exc.detail), None
+    if isinstance(exc, exceptions.APIException):
+        return exc.status_code, "INVALID_REQUEST", _flatten(exc.detail), None
+    raise exc
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    try:
+        status_code, code, message, details = _translate(exc)
+    except Exception:
+        return None
+    response = Response(error_body(code, message, details), status=status_code)
+    if status_code == status.HTTP_401_UNAUTHORIZED:
+        response["WWW-Authenticate"] = 'Bearer realm="nexus"'
+    return response

@@ -1,0 +1,282 @@
+"""Request and response shapes of the REST API (also what the OpenAPI schema shows)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from rest_framework import exceptions, serializers
+from rest_framework_simplejwt.serializers import TokenObtainSerializer, TokenRefreshSerializer
+
+from workspaces.access import ALL_PERMISSIONS
+from workspaces.models import PANEL_ID_PATTERN, Membership, Panel, Role, Workspace
+from workspaces.services import presence
+from workspaces.services.tokens import TokenRequestError, mint_pair
+
+PERMISSION_CHOICES = sorted(ALL_PERMISSIONS)
+
+# ---------------------------------------------------------------- errors
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable machine-readable error code, e.g. NOT_FOUND.")
+    message = serializers.CharField()
+    details = serializers.JSONField(required=False, help_text="Extra data; depends on the code.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()
+
+
+class NXMLErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="NXML error code, e.g. UNKNOWN_ELEMENT or HANDLER_SYNTAX.")
+    message = serializers.CharField()
+    line = serializers.IntegerField(help_text="1-based line in the NXML source.")
+    column = serializers.IntegerField(help_text="1-based column in the NXML source.")
+
+
+class ExecutionErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="TIMEOUT, PERMISSION_DENIED, EXECUTION_ERROR, ...")
+    message = serializers.CharField()
+    stack = serializers.CharField(required=False)
+    location = serializers.JSONField(required=False, help_text='{"line", "column"} within the handler.')
+    snippet = serializers.CharField(required=False)
+
+
+# ---------------------------------------------------------------- auth
+
+
+class TokenPairSerializer(serializers.Serializer):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
+class AccessTokenSerializer(serializers.Serializer):
+    access = serializers.CharField()
+
+
+class TokenRequestSerializer(TokenObtainSerializer):
+    """Username and password, plus optional claims that narrow the issued tokens."""
+
+    workspace_id = serializers.SlugField(
+        required=False, allow_null=True, max_length=64,
+        help_text="Limit the tokens to this workspace (the user must be a member).",
+    )
+    permissions = serializers.ListField(
+        child=serializers.ChoiceField(choices=PERMISSION_CHOICES), required=False, allow_null=True,
+        help_text="Limit the tokens to these permissions (a subset of the role's).",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        super().validate(attrs)  # authenticates; sets self.user
+        try:
+            pair = mint_pair(self.user, attrs.get("workspace_id"), attrs.get("permissions"))
+        except TokenRequestError as exc:
+            raise serializers.ValidationError({"workspace_id": [str(exc)]}) from None
+        return pair.as_dict()
+
+
+class TokenRefreshRequestSerializer(TokenRefreshSerializer):
+    """simplejwt's refresh, answering 401 instead of failing when the token's user is gone."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        try:
+            return super().validate(attrs)
+        except get_user_model().DoesNotExist:
+            raise exceptions.AuthenticationFailed("The token's user no longer exists") from None
+
+
+# ---------------------------------------------------------------- workspaces and members
+
+
+class MaxPanelsField(serializers.IntegerField):
+    """Reads as the effective limit; written as an override (null: back to MAX_PANELS)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", min_value=1, max_value=100_000, allow_null=True, required=False,
+                         help_text="Panels allowed in the workspace; null restores the server default.", **kwargs)
+
+    def to_representation(self, value: Any) -> int:
+        return int(value.panel_limit)
+
+    def to_internal_value(self, data: Any) -> dict[str, int]:
+        return {"max_panels": super().to_internal_value(data)}
+
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        if data is None:
+            return True, {"max_panels": None}
+        return super().validate_empty_values(data)
+
+
+class WorkspaceSerializer(serializers.ModelSerializer):
+    maxPanels = MaxPanelsField()
+    role = serializers.SerializerMethodField(help_text="The caller's role in this workspace.")
+    panelCount = serializers.SerializerMethodField()
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
+
+    class Meta:
+        model = Workspace
+        fields = ["slug", "name", "maxPanels", "role", "panelCount", "createdAt", "updatedAt"]
+
+    def get_role(self, workspace: Workspace) -> str | None:
+        roles: dict[int, str] = self.context.get("roles", {})
+        return roles.get(workspace.pk)
+
+    def get_panelCount(self, workspace: Workspace) -> int:
+        count = getattr(workspace, "panel_count", None)
+        return int(count) if count is not None else workspace.panels.count()
+
+
+class WorkspaceUpdateSerializer(WorkspaceSerializer):
+    class Meta(WorkspaceSerializer.Meta):
+        read_only_fields = ["slug"]
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["username", "role", "createdAt"]
+
+
+class MemberCreateSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.VIEWER)
+
+    def validate_username(self, value: str) -> Any:
+        user = get_user_model().objects.filter(username=value).first()
+        if user is None:
+            raise serializers.ValidationError(f"No user named '{value}'")
+        return user
+
+
+class MemberUpdateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+# ---------------------------------------------------------------- panels
+
+
+class PanelCreateSerializer(serializers.Serializer):
+    id = serializers.RegexField(
+        PANEL_ID_PATTERN, required=False, allow_null=True,
+        help_text="Panel id ([A-Za-z0-9_-]{1,64}); generated when absent.",
+    )
+    source = serializers.CharField(trim_whitespace=False, help_text="The NXML document.")
+    extensions = serializers.DictField(
+        child=serializers.DictField(), required=False, allow_null=True,
+        help_text='Per-alias extension configuration, e.g. {"http": {"baseURL": "https://…"}}.',
+    )
+
+
+class PanelCreatedSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "error"], help_text="error: the mount handler failed.")
+    panelId = serializers.CharField()
+    websocket = serializers.CharField(help_text="WebSocket URL of the panel.")
+    initialState = serializers.JSONField()
+    stateVersion = serializers.IntegerField()
+    error = ExecutionErrorSerializer(required=False, help_text="Present when status is error.")
+
+
+class ValidateRequestSerializer(serializers.Serializer):
+    source = serializers.CharField(trim_whitespace=False, help_text="The NXML document.")
+
+
+class ValidateResultSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    errors = NXMLErrorSerializer(many=True)
+
+
+class PanelSummarySerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="panel_id", read_only=True)
+    stateVersion = serializers.IntegerField(source="state_version", read_only=True)
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    lastActivity = serializers.DateTimeField(source="last_activity", read_only=True)
+    clientCount = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Panel
+        fields = ["id", "title", "version", "status", "stateVersion", "createdAt", "lastActivity", "clientCount"]
+
+    def get_clientCount(self, panel: Panel) -> int:
+        return presence.client_count(panel.workspace.slug, panel.panel_id)
+
+
+class PanelListSerializer(serializers.Serializer):
+    panels = PanelSummarySerializer(many=True)
+    totalPanels = serializers.IntegerField()
+    maxPanels = serializers.IntegerField()
+
+
+class ToolSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    argsSchema = serializers.JSONField(help_text="JSON Schema of the tool's args object.")
+
+
+class PanelDetailSerializer(PanelSummarySerializer):
+    state = serializers.JSONField(read_only=True)
+    tools = serializers.SerializerMethodField()
+    view = serializers.SerializerMethodField(help_text="The component tree the browser renders.")
+    error = serializers.JSONField(source="last_error", read_only=True,
+                                  help_text="The last lifecycle failure, null when none.")
+
+    class Meta(PanelSummarySerializer.Meta):
+        fields = [*PanelSummarySerializer.Meta.fields, "state", "tools", "view", "error"]
+
+    def _definition(self, panel: Panel) -> Any:
+        from workspaces.services.panels import definition_of
+
+        return definition_of(panel)
+
+    def get_tools(self, panel: Panel) -> list[dict[str, Any]]:
+        return [
+            {"name": tool.name, "description": tool.description, "argsSchema": tool.args_schema()}
+            for tool in self._definition(panel).tools
+        ]
+
+    def get_view(self, panel: Panel) -> dict[str, Any]:
+        view: dict[str, Any] = self._definition(panel).view_tree()
+        return view
+
+
+class PanelStateSerializer(serializers.Serializer):
+    panelId = serializers.CharField()
+    state = serializers.JSONField()
+    stateVersion = serializers.IntegerField()
+
+
+class ToolRunSerializer(serializers.Serializer):
+    args = serializers.JSONField(required=False, allow_null=True, help_text="The tool's arguments (an object).")
+    scope = serializers.JSONField(required=False, allow_null=True,
+                                  help_text="Values for $scope, as an Iterate row would give.")
+
+
+class MutationSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    value = serializers.JSONField(required=False)
+    operation = serializers.ChoiceField(choices=["set", "delete"])
+
+
+class EventSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    payload = serializers.JSONField()
+
+
+class ViewCommandSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["setFilter", "scrollTo", "focus"])
+    componentId = serializers.CharField()
+    args = serializers.JSONField()
+
+
+class ToolResultSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["success", "error"])
+    mutations = MutationSerializer(many=True)
+    events = EventSerializer(many=True)
+    viewCommands = ViewCommandSerializer(many=True)
+    returnValue = serializers.JSONField(allow_null=True)
+    stateVersion = serializers.IntegerField()
+    error = ExecutionErrorSerializer(required=False)

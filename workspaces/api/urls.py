@@ -1,0 +1,34 @@
+"""Routes under /api/v1/ (see SPEC §4)."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from workspaces.api import views
+
+app_name = "api"
+
+workspaces = views.WorkspaceViewSet.as_view({"get": "list", "post": "create"})
+workspace = views.WorkspaceViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"})
+members = views.MemberViewSet.as_view({"get": "list", "post": "create"})
+member = views.MemberViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"})
+panels = views.PanelViewSet.as_view({"get": "list", "post": "create"})
+validate = views.PanelViewSet.as_view({"post": "validate"})
+panel = views.PanelViewSet.as_view({"get": "retrieve", "delete": "destroy"})
+state = views.PanelViewSet.as_view({"get": "state"})
+tool = views.PanelViewSet.as_view({"post": "run_tool"})
+
+urlpatterns = [
+    path("auth/token/", views.TokenView.as_view(), name="token"),
+    path("auth/token/refresh/", views.TokenRefreshAPIView.as_view(), name="token-refresh"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("workspaces/", workspaces, name="workspaces"),
+    path("workspaces/<slug:slug>/", workspace, name="workspace"),
+    path("workspaces/<slug:slug>/members/", members, name="members"),
+    path("workspaces/<slug:slug>/members/<str:username>/", member, name="member"),
+    path("workspaces/<slug:slug>/panels/", panels, name="panels"),
+    path("workspaces/<slug:slug>/panels/validate/", validate, name="panel-validate"),
+    path("workspaces/<slug:slug>/panels/<str:panel_id>/", panel, name="panel"),
+    path("workspaces/<slug:slug>/panels/<str:panel_id>/state/", state, name="panel-state"),
+    path("workspaces/<slug:slug>/panels/<str:panel_id>/tools/<str:tool>/", tool, name="panel-tool"),
+]

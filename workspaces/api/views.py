@@ -1,0 +1,417 @@
+"""REST views: parse the request, ask the permission class, call the panel service, answer.
+
+No panel logic lives here; everything that changes a panel goes through
+``workspaces.services.panels``. The service is async (handlers may wait on extensions),
+so these synchronous DRF views drive it with ``async_to_sync``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any, ClassVar, TypeVar
+
+from asgiref.sync import async_to_sync
+from django.db import transaction
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.views import defaults
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from nexus.errors import error_response
+from workspaces import access
+from workspaces.api import schema
+from workspaces.api.errors import APIError
+from workspaces.api.permissions import WorkspaceAccess, principal_of
+from workspaces.api.serializers import (
+    AccessTokenSerializer,
+    MemberCreateSerializer,
+    MemberSerializer,
+    MemberUpdateSerializer,
+    PanelCreatedSerializer,
+    PanelCreateSerializer,
+    PanelDetailSerializer,
+    PanelListSerializer,
+    PanelStateSerializer,
+    PanelSummarySerializer,
+    TokenPairSerializer,
+    TokenRefreshRequestSerializer,
+    TokenRequestSerializer,
+    ToolResultSerializer,
+    ToolRunSerializer,
+    ValidateRequestSerializer,
+    ValidateResultSerializer,
+    WorkspaceSerializer,
+    WorkspaceUpdateSerializer,
+)
+from workspaces.models import Membership, Panel, Role, Workspace
+from workspaces.services import panels as panel_service
+from workspaces.services.panels import ServiceError
+
+T = TypeVar("T")
+
+# Route prefixes whose unknown URLs and crashes answer with the JSON error body.
+JSON_PREFIXES = ("/api/", "/panels")
+
+
+def run_service(func: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
+    """Call an async panel-service function from a synchronous view."""
+    return async_to_sync(func)(*args, **kwargs)
+
+
+# ---------------------------------------------------------------- auth
+
+
+@extend_schema(
+    tags=["auth"],
+    summary="Obtain a JWT pair",
+    description=(
+        "Exchange a username and password for an access and a refresh token. Optional "
+        "`workspace_id` and `permissions` become claims that narrow what the tokens may do."
+    ),
+    request=TokenRequestSerializer,
+    responses={200: TokenPairSerializer, **schema.errors(400, 401)},
+    auth=[],
+)
+class TokenView(TokenObtainPairView):
+    serializer_class = TokenRequestSerializer
+
+
+@extend_schema(
+    tags=["auth"],
+    summary="Refresh an access token",
+    description="A new access token with the same claims as the refresh token.",
+    request=TokenRefreshRequestSerializer,
+    responses={200: AccessTokenSerializer, **schema.errors(400, 401)},
+    auth=[],
+)
+class TokenRefreshAPIView(TokenRefreshView):
+    serializer_class = TokenRefreshRequestSerializer
+
+
+# ---------------------------------------------------------------- shared base
+
+
+class NexusViewSet(viewsets.ViewSet):
+    """Views that act in a workspace, checked by WorkspaceAccess before any handler runs."""
+
+    permission_classes = [WorkspaceAccess]
+    # Action -> permission it needs; an action missing here (an unmapped HTTP method)
+    # needs panel:read so that members see 405 and everybody else 401/404.
+    required_permissions: ClassVar[dict[str, str | None]] = {}
+    workspace: Workspace | None = None
+    role: str | None = None
+
+    def workspace_slug(self) -> str | None:
+        return self.kwargs.get("slug")
+
+    def required_permission(self) -> str | None:
+        return self.required_permissions.get(self.action or "", access.PANEL_READ)
+
+    @property
+    def actor(self) -> str:
+        return principal_of(self.request).username
+
+    def scoped_workspace(self) -> Workspace:
+        assert self.workspace is not None, "WorkspaceAccess resolves the workspace first"
+        return self.workspace
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, ServiceError):
+            exc = APIError(exc.code, exc.message, exc.details)
+        return super().handle_exception(exc)
+
+
+def _roles_of(user: Any) -> dict[int, str]:
+    return dict(Membership.objects.filter(user=user).values_list("workspace_id", "role"))
+
+
+# ---------------------------------------------------------------- workspaces
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Workspaces the caller belongs to",
+                       responses={200: WorkspaceSerializer(many=True), **schema.errors(401)}),
+    create=extend_schema(summary="Create a workspace (the caller becomes its owner)",
+                         request=WorkspaceSerializer,
+                         responses={201: WorkspaceSerializer, **schema.errors(400, 401, 403)}),
+    retrieve=extend_schema(summary="One workspace",
+                           responses={200: WorkspaceSerializer, **schema.errors(401, 403, 404)}),
+    partial_update=extend_schema(summary="Rename a workspace or change its panel limit (owners)",
+                                 request=WorkspaceUpdateSerializer,
+                                 responses={200: WorkspaceSerializer, **schema.errors(400, 401, 403, 404)}),
+    destroy=extend_schema(summary="Delete a workspace and all its panels (owners)",
+                          responses={204: None, **schema.errors(401, 403, 404)}),
+)
+@extend_schema(tags=["workspaces"])
+class WorkspaceViewSet(NexusViewSet):
+    required_permissions = {
+        "list": None,
+        "create": access.WORKSPACE_ADMIN,
+        "retrieve": access.PANEL_READ,
+        "partial_update": access.WORKSPACE_ADMIN,
+        "destroy": access.WORKSPACE_ADMIN,
+    }
+
+    def _serialize(self, workspace: Workspace | Any, many: bool = False, status_code: int = 200) -> Response:
+        context = {"roles": _roles_of(self.request.user)}
+        return Response(WorkspaceSerializer(workspace, many=many, context=context).data, status=status_code)
+
+    def list(self, request: Request) -> Response:
+        workspaces = access.visible_workspaces(principal_of(request)).annotate(panel_count=Count("panels"))
+        return self._serialize(workspaces.order_by("slug"), many=True)
+
+    def create(self, request: Request) -> Response:
+        body = WorkspaceSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        with transaction.atomic():
+            workspace = body.save()
+            Membership.objects.create(user=request.user, workspace=workspace, role=Role.OWNER)
+        return self._serialize(workspace, status_code=status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, slug: str) -> Response:
+        return self._serialize(self.scoped_workspace())
+
+    def partial_update(self, request: Request, slug: str) -> Response:
+        body = WorkspaceUpdateSerializer(self.scoped_workspace(), data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        return self._serialize(body.save())
+
+    def destroy(self, request: Request, slug: str) -> Response:
+        workspace = self.scoped_workspace()
+        for panel in Panel.objects.filter(workspace=workspace).select_related("workspace"):
+            run_service(panel_service.delete_panel, panel, self.actor)
+        workspace.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# ---------------------------------------------------------------- members
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Members and their roles",
+                       responses={200: MemberSerializer(many=True), **schema.errors(401, 403, 404)}),
+    create=extend_schema(summary="Add a member (owners)", request=MemberCreateSerializer,
+                         responses={201: MemberSerializer, **schema.errors(400, 401, 403, 404)}),
+    retrieve=extend_schema(summary="One member", responses={200: MemberSerializer, **schema.errors(401, 403, 404)}),
+    partial_update=extend_schema(summary="Change a member's role (owners)", request=MemberUpdateSerializer,
+                                 responses={200: MemberSerializer, **schema.errors(400, 401, 403, 404)}),
+    destroy=extend_schema(summary="Remove a member (owners)",
+                          responses={204: None, **schema.errors(400, 401, 403, 404)}),
+)
+@extend_schema(tags=["members"])
+class MemberViewSet(NexusViewSet):
+    """A workspace always keeps at least one owner: the last one can be neither demoted nor removed."""
+
+    required_permissions = {
+        "list": access.PANEL_READ,
+        "retrieve": access.PANEL_READ,
+        "create": access.WORKSPACE_ADMIN,
+        "partial_update": access.WORKSPACE_ADMIN,
+        "destroy": access.WORKSPACE_ADMIN,
+    }
+
+    def _membership(self, username: str, lock: bool = False) -> Membership:
+        memberships = Membership.objects.select_related("user").filter(workspace=self.scoped_workspace())
+        if lock:
+            memberships = memberships.select_for_update()
+        membership = memberships.filter(user__username=username).first()
+        if membership is None:
+            raise APIError("NOT_FOUND", f"'{username}' is not a member of '{self.scoped_workspace().slug}'")
+        return membership
+
+    def _keep_an_owner(self, membership: Membership) -> None:
+        """Call inside a transaction; locks the workspace's owner rows so two demotions cannot race."""
+        if membership.role != Role.OWNER:
+            return
+        owners = list(
+            Membership.objects.select_for_update().filter(workspace=membership.workspace, role=Role.OWNER)
+        )
+        if len(owners) <= 1:
+            raise APIError("INVALID_REQUEST", "A workspace must keep at least one owner")
+
+    def list(self, request: Request, slug: str) -> Response:
+        memberships = Membership.objects.filter(workspace=self.scoped_workspace()).select_related("user")
+        return Response(MemberSerializer(memberships.order_by("user__username"), many=True).data)
+
+    def retrieve(self, request: Request, slug: str, username: str) -> Response:
+        return Response(MemberSerializer(self._membership(username)).data)
+
+    def create(self, request: Request, slug: str) -> Response:
+        body = MemberCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        user = body.validated_data["username"]
+        workspace = self.scoped_workspace()
+        if Membership.objects.filter(workspace=workspace, user=user).exists():
+            raise APIError("INVALID_REQUEST", f"'{user.get_username()}' is already a member; PATCH to change the role")
+        membership = Membership.objects.create(workspace=workspace, user=user, role=body.validated_data["role"])
+        return Response(MemberSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, slug: str, username: str) -> Response:
+        body = MemberUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        with transaction.atomic():
+            membership = self._membership(username, lock=True)
+            if body.validated_data["role"] != Role.OWNER:
+                self._keep_an_owner(membership)
+            membership.role = body.validated_data["role"]
+            membership.save(update_fields=["role"])
+        return Response(MemberSerializer(membership).data)
+
+    def destroy(self, request: Request, slug: str, username: str) -> Response:
+        with transaction.atomic():
+            membership = self._membership(username, lock=True)
+            self._keep_an_owner(membership)
+            membership.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# ---------------------------------------------------------------- panels
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Panels of the workspace",
+                       responses={200: PanelListSerializer, **schema.errors(401, 403, 404)}),
+    create=extend_schema(
+        summary="Create a panel",
+        description=(
+            "Validates the NXML, stores the panel and runs its `mount` handler. A failing mount "
+            "still answers 201, with `status: error` and the handler's `error`; the panel is kept "
+            "with status `error`."
+        ),
+        request=PanelCreateSerializer,
+        responses={201: PanelCreatedSerializer, **schema.errors(400, 401, 403, 404, 409, 413, 429, 503)},
+    ),
+    validate=extend_schema(
+        summary="Validate NXML without storing anything",
+        request=ValidateRequestSerializer,
+        responses={200: ValidateResultSerializer, **schema.errors(400, 401, 403, 404, 413)},
+    ),
+    retrieve=extend_schema(summary="One panel: state, tools with their args schema, view tree",
+                           responses={200: PanelDetailSerializer, **schema.errors(401, 403, 404)}),
+    state=extend_schema(summary="The panel's committed state",
+                        responses={200: PanelStateSerializer, **schema.errors(401, 403, 404)}),
+    run_tool=extend_schema(
+        summary="Run a tool",
+        description=(
+            "Runs the tool's handler to its end (waiting on extension calls). A handler that fails "
+            "is not an HTTP error: the answer is 200 with `status: error`."
+        ),
+        request=ToolRunSerializer,
+        responses={200: ToolResultSerializer, **schema.errors(400, 401, 403, 404, 413, 503)},
+    ),
+    destroy=extend_schema(summary="Run unmount, close the panel's sockets and delete it",
+                          responses={204: None, **schema.errors(401, 403, 404)}),
+)
+@extend_schema(tags=["panels"])
+class PanelViewSet(NexusViewSet):
+    required_permissions = {
+        "list": access.PANEL_READ,
+        "create": access.PANEL_CREATE,
+        "validate": access.PANEL_CREATE,
+        "retrieve": access.PANEL_READ,
+        "state": access.PANEL_READ,
+        "run_tool": access.PANEL_EXECUTE,
+        "destroy": access.PANEL_DELETE,
+    }
+
+    def websocket_url(self, panel: Panel) -> str:
+        scheme = "wss" if self.request.is_secure() else "ws"
+        return f"{scheme}://{self.request.get_host()}/ws/workspaces/{panel.workspace.slug}/panels/{panel.panel_id}/"
+
+    def _panel(self, panel_id: str) -> Panel:
+        return panel_service.get_panel(self.scoped_workspace(), panel_id)
+
+    def list(self, request: Request, **kwargs: Any) -> Response:
+        workspace = self.scoped_workspace()
+        panels = Panel.objects.filter(workspace=workspace).select_related("workspace").order_by("panel_id")
+        summaries = PanelSummarySerializer(panels, many=True).data
+        return Response({"panels": summaries, "totalPanels": len(summaries), "maxPanels": workspace.panel_limit})
+
+    def create(self, request: Request, **kwargs: Any) -> Response:
+        body = PanelCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        panel, outcome = run_service(
+            panel_service.create_panel, self.scoped_workspace(), data["source"],
+            panel_id=data.get("id"), extension_config=data.get("extensions"), actor=self.actor,
+        )
+        created: dict[str, Any] = {
+            "status": "ok",
+            "panelId": panel.panel_id,
+            "websocket": self.websocket_url(panel),
+            "initialState": panel.state,
+            "stateVersion": panel.state_version,
+        }
+        if outcome is not None and outcome.status == "error":
+            created["status"] = "error"
+            created["error"] = outcome.error
+        return Response(created, status=status.HTTP_201_CREATED)
+
+    def validate(self, request: Request, **kwargs: Any) -> Response:
+        body = ValidateRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        errors = panel_service.validate_source(body.validated_data["source"])
+        return Response({"valid": not errors, "errors": errors})
+
+    def retrieve(self, request: Request, panel_id: str, **kwargs: Any) -> Response:
+        return Response(PanelDetailSerializer(self._panel(panel_id)).data)
+
+    def state(self, request: Request, panel_id: str, **kwargs: Any) -> Response:
+        panel = self._panel(panel_id)
+        return Response({"panelId": panel.panel_id, "state": panel.state, "stateVersion": panel.state_version})
+
+    def run_tool(self, request: Request, panel_id: str, tool: str, **kwargs: Any) -> Response:
+        body = ToolRunSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        panel = self._panel(panel_id)
+        outcome = run_service(
+            panel_service.run_tool, panel, tool, body.validated_data.get("args"),
+            body.validated_data.get("scope"), actor=self.actor,
+        )
+        return Response(outcome.body())
+
+    def destroy(self, request: Request, panel_id: str, **kwargs: Any) -> Response:
+        run_service(panel_service.delete_panel, self._panel(panel_id), self.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(
+    tags=["kernel"],
+    description=(
+        "Kernel-compatible route. The workspace is the token's `workspace_id` claim; without "
+        "that claim (or with authentication off) it is the workspace `default`."
+    ),
+)
+class KernelPanelViewSet(PanelViewSet):
+    """The same panel operations, for clients of the original kernel: no workspace in the path."""
+
+    def workspace_slug(self) -> str | None:
+        return principal_of(self.request).token_workspace or access.DEFAULT_WORKSPACE
+
+    def websocket_url(self, panel: Panel) -> str:
+        scheme = "wss" if self.request.is_secure() else "ws"
+        return f"{scheme}://{self.request.get_host()}/panels/{panel.panel_id}/ws"
+
+
+# ---------------------------------------------------------------- JSON 404 and 500
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return request.path.startswith(JSON_PREFIXES)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _wants_json(request):
+        return error_response(404, "NOT_FOUND", f"No route for {request.method} {request.path}")
+    return defaults.page_not_found(request, exception or Exception("Not found"))
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _wants_json(request):
+        return error_response(500, "INTERNAL_ERROR", "Internal server error")
+    return defaults.server_error(request)
+

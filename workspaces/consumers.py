@@ -1,0 +1,301 @@
+"""The live panel protocol over WebSockets: thin glue between frames and the panel service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from nexus.logging import request_id_var
+from workspaces import access
+from workspaces.access import AccessDenied, Principal
+from workspaces.models import Panel, Workspace, panel_group_name
+from workspaces.services import panels as panel_service
+from workspaces.services import presence
+from workspaces.services.panels import ServiceError
+from workspaces.ws_auth import authenticate
+
+logger = logging.getLogger("nexus.ws")
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_HEARTBEAT = 4408
+CLOSE_GOING_AWAY = 1001
+CLOSE_CODES = {401: CLOSE_UNAUTHENTICATED, 403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND}
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, message: str, request_id: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+
+def _require(frame: dict[str, Any], name: str, kind: type | tuple[type, ...], request_id: Any = None) -> Any:
+    if name not in frame:
+        raise ProtocolError("INVALID_MESSAGE", f"'{name}' is required", request_id)
+    value = frame[name]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ProtocolError("INVALID_MESSAGE", f"'{name}' has the wrong type", request_id)
+    return value
+
+
+@database_sync_to_async
+def _open_panel(principal: Principal, workspace_slug: str, panel_id: str) -> Panel:
+    workspace = Workspace.objects.filter(slug=workspace_slug).first()
+    if workspace is None:
+        raise AccessDenied(404, "NOT_FOUND", f"Workspace '{workspace_slug}' not found")
+    access.check(principal, workspace, access.PANEL_READ)
+    panel = Panel.objects.select_related("workspace").filter(workspace=workspace, panel_id=panel_id).first()
+    if panel is None:
+        raise AccessDenied(404, "NOT_FOUND", f"Panel '{panel_id}' not found")
+    return panel
+
+
+@database_sync_to_async
+def _check(principal: Principal, panel: Panel, permission: str) -> None:
+    access.check(principal, panel.workspace, permission)
+
+
+@database_sync_to_async
+def _reload(panel: Panel) -> Panel:
+    return Panel.objects.select_related("workspace").get(pk=panel.pk)
+
+
+class PanelConsumer(AsyncWebsocketConsumer):
+    """One client watching one panel."""
+
+    panel: Panel | None = None
+    principal: Principal | None = None
+
+    async def connect(self) -> None:
+        # Accept first so that a refusal reaches the browser as a close code it can read.
+        await self.accept()
+        self.group: str | None = None
+        self.version = 0
+        self.keys: set[str] | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.last_seen = time.monotonic()
+        self.principal = await authenticate(self.scope)
+        if self.principal is None:
+            await self.close(CLOSE_UNAUTHENTICATED)
+            return
+        try:
+            self.panel = await _open_panel(self.principal, self.workspace_slug(), self.panel_id())
+        except AccessDenied as denied:
+            await self.close(CLOSE_CODES.get(denied.status, CLOSE_FORBIDDEN))
+            return
+        self.group = panel_group_name(self.panel.workspace.slug, self.panel.panel_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        presence.joined(self.panel.workspace.slug, self.panel.panel_id)
+        _connections_gauge(1)
+        self.panel = await _reload(self.panel)  # read after joining: no commit can slip between
+        self.version = self.panel.state_version
+        await self.send_json(
+            {
+                "type": "CONNECTED",
+                "panelId": self.panel.panel_id,
+                "state": self.panel.state,
+                "stateVersion": self.panel.state_version,
+                "status": self.panel.status,
+            }
+        )
+        self._spawn(self._heartbeat())
+
+    def workspace_slug(self) -> str:
+        kwargs = self.scope["url_route"]["kwargs"]
+        if "workspace" in kwargs:
+            return str(kwargs["workspace"])
+        assert self.principal is not None
+        return self.principal.token_workspace or access.DEFAULT_WORKSPACE
+
+    def panel_id(self) -> str:
+        return str(self.scope["url_route"]["kwargs"]["panel_id"])
+
+    async def disconnect(self, code: int) -> None:
+        for task in list(getattr(self, "tasks", ())):
+            if not task.done() and task.get_name() == "heartbeat":
+                task.cancel()
+        if getattr(self, "group", None) and self.panel is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            presence.left(self.panel.workspace.slug, self.panel.panel_id)
+            _connections_gauge(-1)
+
+    # ------------------------------------------------------------ frames from the client
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        self.last_seen = time.monotonic()
+        if self.panel is None:
+            return
+        try:
+            frame = self._decode(text_data)
+            await self._dispatch(frame)
+        except ProtocolError as error:
+            await self.send_error(error.code, error.message, error.request_id)
+
+    def _decode(self, text_data: str | None) -> dict[str, Any]:
+        if text_data is None:
+            raise ProtocolError("INVALID_MESSAGE", "Frames must be JSON text")
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            raise ProtocolError("INVALID_MESSAGE", "Frame is not valid JSON") from None
+        if not isinstance(frame, dict):
+            raise ProtocolError("INVALID_MESSAGE", "Frame must be a JSON object")
+        if not isinstance(frame.get("type"), str):
+            raise ProtocolError("INVALID_MESSAGE", "'type' is required")
+        return frame
+
+    async def _dispatch(self, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        if kind == "PING":
+            await self.send_json({"type": "PONG"})
+        elif kind == "PONG":
+            return
+        elif kind == "TRIGGER":
+            await self._on_trigger(frame)
+        elif kind == "SET":
+            await self._on_set(frame)
+        elif kind in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            self._on_subscription(kind, frame)
+        else:
+            raise ProtocolError("INVALID_MESSAGE", f"Unknown message type '{kind[:40]}'")
+
+    async def _on_trigger(self, frame: dict[str, Any]) -> None:
+        request_id = _require(frame, "requestId", (str, int))
+        tool = _require(frame, "tool", str, request_id)
+        args = frame.get("args", {})
+        if args is not None and not isinstance(args, dict):
+            raise ProtocolError("INVALID_MESSAGE", "'args' must be an object", request_id)
+        scope = frame.get("scope")
+        if scope is not None and not isinstance(scope, dict):
+            raise ProtocolError("INVALID_MESSAGE", "'scope' must be an object", request_id)
+        self._spawn(self._run_trigger(request_id, tool, args or {}, scope))
+
+    async def _run_trigger(self, request_id: Any, tool: str, args: dict[str, Any], scope: Any) -> None:
+        assert self.panel is not None and self.principal is not None
+        token = request_id_var.set(str(request_id))
+        try:
+            await _check(self.principal, self.panel, access.PANEL_EXECUTE)
+            panel = await _reload(self.panel)
+
+            async def progress(update: dict[str, Any]) -> None:
+                await self.send_json({"type": "PROGRESS", "requestId": request_id, **update})
+
+            outcome = await panel_service.run_tool(
+                panel, tool, args, scope, actor=self.principal.username, on_progress=progress
+            )
+            await self.send_json({"type": "RESULT", "requestId": request_id, **outcome.body()})
+        except AccessDenied as denied:
+            await self.send_error(denied.code, denied.message, request_id)
+        except ServiceError as error:
+            await self.send_error(error.code, error.message, request_id)
+        except Panel.DoesNotExist:
+            await self.send_error("NOT_FOUND", "Panel was deleted", request_id)
+        except Exception:
+            logger.exception("trigger %s failed", tool)
+            await self.send_error("INTERNAL_ERROR", "Internal error", request_id)
+        finally:
+            request_id_var.reset(token)
+
+    async def _on_set(self, frame: dict[str, Any]) -> None:
+        assert self.panel is not None and self.principal is not None
+        request_id = frame.get("requestId")
+        key = _require(frame, "key", str, request_id)
+        if "value" not in frame:
+            raise ProtocolError("INVALID_MESSAGE", "'value' is required", request_id)
+        try:
+            await _check(self.principal, self.panel, access.PANEL_EXECUTE)
+            panel = await _reload(self.panel)
+            commit = await panel_service.set_value(panel, key, frame["value"], actor=self.principal.username)
+        except AccessDenied as denied:
+            raise ProtocolError(denied.code, denied.message, request_id) from None
+        except ServiceError as error:
+            raise ProtocolError(error.code, error.message, request_id) from None
+        if request_id is not None:
+            await self.send_json(
+                {"type": "RESULT", "requestId": request_id, "status": "success", "mutations": commit.mutations,
+                 "events": [], "viewCommands": [], "returnValue": None, "stateVersion": commit.state_version}
+            )
+
+    def _on_subscription(self, kind: str, frame: dict[str, Any]) -> None:
+        keys = _require(frame, "keys", list)
+        if not all(isinstance(key, str) for key in keys):
+            raise ProtocolError("INVALID_MESSAGE", "'keys' must be a list of strings")
+        if kind == "SUBSCRIBE":
+            self.keys = (self.keys or set()) | set(keys)
+        elif self.keys is not None:
+            self.keys -= set(keys)
+
+    # ------------------------------------------------------------ messages from the group
+
+    async def panel_commit(self, message: dict[str, Any]) -> None:
+        version = message["stateVersion"]
+        if message["mutations"]:
+            if version <= self.version:
+                return  # already part of the state this client was given
+            self.version = version
+            mutations = [m for m in message["mutations"] if self.keys is None or m["key"] in self.keys]
+            if mutations or self.keys is None:
+                await self.send_json(
+                    {"type": "PATCH", "mutations": mutations, "stateVersion": version,
+                     "timestamp": message["timestamp"]}
+                )
+        for event in message["events"]:
+            await self.send_json({"type": "EVENT", "name": event.get("name"), "payload": event.get("payload")})
+        for command in message["viewCommands"]:
+            await self.send_json({"type": "VIEW", "command": command})
+
+    async def panel_deleted(self, message: dict[str, Any]) -> None:
+        await self.close(CLOSE_NOT_FOUND)
+
+    async def server_shutdown(self, message: dict[str, Any]) -> None:
+        await self.close(CLOSE_GOING_AWAY)
+
+    # ------------------------------------------------------------ helpers
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content, separators=(",", ":")))
+
+    async def send_error(self, code: str, message: str, request_id: Any = None) -> None:
+        frame: dict[str, Any] = {"type": "ERROR", "code": code, "message": message}
+        if request_id is not None:
+            frame["requestId"] = request_id
+        await self.send_json(frame)
+
+    def _spawn(self, coroutine: Any) -> None:
+        name = "heartbeat" if coroutine.__name__ == "_heartbeat" else "work"
+        task = asyncio.ensure_future(coroutine)
+        task.set_name(name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _heartbeat(self) -> None:
+        interval = settings.NEXUS.HEARTBEAT_SECONDS
+        while True:
+            await asyncio.sleep(interval)
+            if time.monotonic() - self.last_seen > 2 * interval:
+                await self.close(CLOSE_HEARTBEAT)
+                return
+            await self.send_json({"type": "PING"})
+
+
+def _connections_gauge(delta: int) -> None:
+    from runtime import metrics
+
+    gauge = getattr(metrics, "WS_CONNECTIONS", None)
+    if gauge is not None:
+        gauge.inc(delta)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex

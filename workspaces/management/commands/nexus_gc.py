@@ -1,0 +1,78 @@
+"""Housekeeping: remove long-stopped or failed panels and old audit records."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from workspaces.models import AuditRecord, Panel, PanelStatus
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+BATCH = 500
+
+
+def parse_age(text: str) -> timedelta:
+    match = re.fullmatch(r"(\d+)([smhdw])", text.strip().lower())
+    if not match:
+        raise CommandError(f"--older-than {text!r}: use a number and a unit, e.g. 30m, 12h, 7d, 2w")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+class Command(BaseCommand):
+    help = (
+        "Delete panels that are stopped or in error and untouched for longer than --older-than (default 7d), "
+        "and audit records older than --audit-days (default AUDIT_RETENTION_DAYS). --dry-run lists what would "
+        "go and changes nothing. Deletes in batches with a progress bar and prints a summary."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--older-than", default="7d", help="age of stopped/error panels to purge (e.g. 12h, 7d)")
+        parser.add_argument("--audit-days", type=int, default=None, help="keep audit records this many days")
+        parser.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        now = timezone.now()
+        panel_cutoff = now - parse_age(options["older_than"])
+        audit_days = options["audit_days"] or settings.NEXUS.AUDIT_RETENTION_DAYS
+        if audit_days < 1:
+            raise CommandError("--audit-days must be at least 1")
+        panels = Panel.objects.filter(
+            status__in=[PanelStatus.STOPPED, PanelStatus.ERROR], last_activity__lt=panel_cutoff
+        ).select_related("workspace")
+        audits = AuditRecord.objects.filter(created_at__lt=now - timedelta(days=audit_days))
+        if options["dry_run"]:
+            self._list(panels, audits)
+            return
+        removed_panels = self._purge("panels", panels, options["no_progress"])
+        removed_audits = self._purge("audit records", audits, options["no_progress"])
+        self.stdout.write(
+            self.style.SUCCESS(f"removed {removed_panels} panel(s) and {removed_audits} audit record(s)")
+        )
+
+    def _list(self, panels: QuerySet[Panel], audits: QuerySet[AuditRecord]) -> None:
+        for panel in panels.order_by("last_activity"):
+            self.stdout.write(f"would delete panel {panel} ({panel.status}, last activity {panel.last_activity:%Y-%m-%d})")
+        self.stdout.write(f"would delete {panels.count()} panel(s) and {audits.count()} audit record(s) (dry run)")
+
+    def _purge(self, label: str, queryset: QuerySet[Any], quiet: bool) -> int:
+        from tqdm import tqdm
+
+        total = queryset.count()
+        removed = 0
+        with tqdm(total=total, desc=f"purging {label}", unit="row", disable=quiet or total == 0,
+                  file=self.stderr._out) as bar:
+            while True:
+                ids = list(queryset.values_list("pk", flat=True)[:BATCH])
+                if not ids:
+                    break
+                queryset.model.objects.filter(pk__in=ids).delete()
+                removed += len(ids)
+                bar.update(len(ids))
+        return removed

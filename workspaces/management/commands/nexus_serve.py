@@ -1,0 +1,103 @@
+"""Serve Nexus with daphne, and drain gracefully on SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from nexus import lifecycle
+
+logger = logging.getLogger("nexus.server")
+CLOSE_GOING_AWAY = 1001
+
+
+def build_server(application: Any, endpoints: list[str], grace_s: float, **options: Any) -> Any:
+    from daphne.server import Server
+    from daphne.ws_protocol import WebSocketProtocol
+    from twisted.internet import reactor
+
+    class DrainingServer(Server):  # type: ignore[misc]
+        """daphne's server, plus: stop listening, finish running work, close sockets with 1001."""
+
+        def listen_success(self, port: Any) -> None:
+            self.ports = [*getattr(self, "ports", []), port]
+            super().listen_success(port)
+
+        def drain(self) -> None:
+            if lifecycle.is_draining():
+                return
+            logger.info("shutting down: draining for up to %.0f s", grace_s)
+            lifecycle.start_draining()
+            for port in getattr(self, "ports", []):
+                port.stopListening()
+            self._wait_for_work(time.monotonic() + grace_s)
+
+        def _wait_for_work(self, deadline: float) -> None:
+            if lifecycle.running_executions() and time.monotonic() < deadline:
+                reactor.callLater(0.05, self._wait_for_work, deadline)
+                return
+            closed = 0
+            for protocol in list(self.connections):
+                if isinstance(protocol, WebSocketProtocol) and protocol.state == protocol.STATE_OPEN:
+                    protocol.serverClose(code=CLOSE_GOING_AWAY)
+                    closed += 1
+            logger.info("closed %d WebSocket(s); stopping", closed)
+            reactor.callLater(0.3 if closed else 0.05, self.stop)
+
+    return DrainingServer(application=application, endpoints=endpoints, signal_handlers=False, **options)
+
+
+class Command(BaseCommand):
+    help = (
+        "Serve HTTP and WebSockets with daphne on HOST:HTTP_PORT and HOST:WS_PORT. "
+        "On SIGTERM or SIGINT it stops accepting connections, lets running handlers finish for up to "
+        "SHUTDOWN_GRACE_SECONDS, closes WebSockets with code 1001 and exits 0."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", help="address to bind (default: HOST)")
+        parser.add_argument("--port", type=int, help="HTTP and WebSocket port (default: HTTP_PORT)")
+        parser.add_argument("--ws-port", type=int, help="second WebSocket port (default: WS_PORT)")
+        parser.add_argument("--single-port", action="store_true", help="listen on the HTTP port only")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        config = settings.NEXUS
+        host = options["host"] or config.HOST
+        ports = [options["port"] or config.HTTP_PORT]
+        ws_port = options["ws_port"] or config.WS_PORT
+        if not options["single_port"] and ws_port not in ports:
+            ports.append(ws_port)
+        interface = host.replace(":", r"\:")
+        endpoints = [f"tcp:port={port}:interface={interface}" for port in ports]
+
+        from nexus.asgi import application
+        from workspaces.services.sandbox import get_runtime
+
+        get_runtime()  # warm the sandbox pool before the first request
+        server = build_server(
+            application,
+            endpoints,
+            float(config.SHUTDOWN_GRACE_SECONDS),
+            websocket_max_message_size=config.BODY_LIMIT,
+            websocket_max_frame_size=config.BODY_LIMIT,
+            application_close_timeout=5,
+            ping_interval=20,
+            ping_timeout=30,
+            verbosity=0,
+            ready_callable=lambda: logger.info("listening on %s ports %s", host, ports),
+        )
+        from twisted.internet import reactor
+
+        def on_signal(signum: int, frame: Any) -> None:
+            reactor.callFromThread(server.drain)
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.stdout.write(f"Nexus serving on http://{host}:{ports[0]}/ (ports {', '.join(map(str, ports))})")
+        server.run()
+        self.stdout.write("Nexus stopped")

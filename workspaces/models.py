@@ -1,0 +1,123 @@
+"""Workspaces, their members and panels, and the audit trail of denied or external actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+PANEL_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+panel_id_validator = RegexValidator(PANEL_ID_PATTERN, "Panel ids are 1-64 letters, digits, '_' or '-'.")
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "Viewer"
+    EDITOR = "editor", "Editor"
+    OWNER = "owner", "Owner"
+
+
+class Workspace(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    max_panels = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Panels allowed in this workspace; empty uses MAX_PANELS."
+    )
+    settings = models.JSONField(default=dict, blank=True)
+    members = models.ManyToManyField(django_settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def panel_limit(self) -> int:
+        return self.max_panels or django_settings.NEXUS.MAX_PANELS
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(django_settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "workspace"], name="unique_membership")]
+        ordering = ["workspace", "user"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.workspace} ({self.role})"
+
+
+class PanelStatus(models.TextChoices):
+    INITIALIZING = "initializing", "Initializing"
+    RUNNING = "running", "Running"
+    ERROR = "error", "Error"
+    STOPPED = "stopped", "Stopped"
+
+
+class Panel(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="panels")
+    panel_id = models.CharField(max_length=64, validators=[panel_id_validator])
+    source = models.TextField(help_text="The panel's NXML document.")
+    definition = models.JSONField(default=dict, help_text="The parsed NXML tree.")
+    title = models.CharField(max_length=200, blank=True)
+    version = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=16, choices=PanelStatus.choices, default=PanelStatus.INITIALIZING)
+    state = models.JSONField(default=dict, blank=True)
+    state_version = models.PositiveBigIntegerField(default=0)
+    extension_config = models.JSONField(default=dict, blank=True)
+    last_error = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_activity = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "panel_id"], name="unique_panel_id")]
+        indexes = [models.Index(fields=["status", "updated_at"])]
+        ordering = ["workspace", "panel_id"]
+
+    def __str__(self) -> str:
+        return f"{self.workspace.slug}/{self.panel_id}"
+
+    @property
+    def group_name(self) -> str:
+        return panel_group_name(self.workspace.slug, self.panel_id)
+
+
+def panel_group_name(workspace_slug: str, panel_id: str) -> str:
+    return f"panel.{workspace_slug}.{panel_id}"
+
+
+class AuditOutcome(models.TextChoices):
+    DENIED = "denied", "Denied"
+    ALLOWED = "allowed", "Allowed"
+    FAILED = "failed", "Failed"
+
+
+class AuditRecord(models.Model):
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    workspace = models.CharField(max_length=64, blank=True)
+    panel = models.CharField(max_length=64, blank=True)
+    handler = models.CharField(max_length=128, blank=True)
+    user = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=64)
+    resource = models.CharField(max_length=255, blank=True)
+    outcome = models.CharField(max_length=16, choices=AuditOutcome.choices)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.resource} {self.outcome}"
+
+    @classmethod
+    def record(cls, **fields: Any) -> AuditRecord:
+        return cls.objects.create(**{key: value or "" for key, value in fields.items()})

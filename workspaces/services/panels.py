@@ -1,0 +1,653 @@
+"""The one place where panels are created, run, changed and deleted.
+
+REST views, WebSocket consumers, the admin and management commands all call this module.
+A handler runs in segments: from its start (or a resume) to its next suspension or its end.
+Each segment runs while the panel's row is locked, so executions on one panel never
+interleave, and its batch of mutations is applied in the same transaction: re-checked
+against the capabilities, type-checked, Computed keys recomputed, the state version bumped,
+published to every client, committed. A failed segment writes nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
+from runtime.errors import RuntimeBusyError
+
+from nexus import lifecycle
+from runtime import ExecutionContext, ExecutionResult
+from runtime.capabilities import CapabilitySet
+from workspaces.models import AuditOutcome, AuditRecord, Panel, PanelStatus, Workspace
+from workspaces.nxml import NXMLValidationError, PanelDefinition, parse_nxml
+from workspaces.services import extensions as extension_service
+from workspaces.services.publish import commit_message, publish
+from workspaces.services.sandbox import check_syntax, get_runtime
+from workspaces.services.values import describe, matches_type
+
+logger = logging.getLogger("nexus.panels")
+
+ProgressCallback = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class ServiceError(Exception):
+    """A refusal with an API error code (see workspaces.api.errors.STATUS_CODES)."""
+
+    def __init__(self, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class _SegmentFailed(Exception):
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error.get("message", ""))
+        self.error = error
+
+
+@dataclass
+class Commit:
+    state: dict[str, Any]
+    state_version: int
+    mutations: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    view_commands: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    """What one handler run did, in the shape of the protocol's RESULT."""
+
+    status: str = "success"
+    mutations: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    view_commands: list[dict[str, Any]] = field(default_factory=list)
+    return_value: Any = None
+    error: dict[str, Any] | None = None
+    state_version: int = 0
+
+    def absorb(self, commit: Commit | None) -> None:
+        if commit is not None:
+            self.mutations.extend(commit.mutations)
+            self.events.extend(commit.events)
+            self.view_commands.extend(commit.view_commands)
+            self.state_version = commit.state_version
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "status": self.status,
+            "mutations": self.mutations,
+            "events": self.events,
+            "viewCommands": self.view_commands,
+            "returnValue": self.return_value,
+            "stateVersion": self.state_version,
+        }
+        if self.error is not None:
+            body["error"] = self.error
+        return body
+
+
+@dataclass
+class HandlerRun:
+    panel_pk: int
+    workspace_slug: str
+    panel_id: str
+    definition: PanelDefinition
+    handler_name: str
+    code: str
+    capabilities: list[str]
+    args: dict[str, Any]
+    scope: dict[str, Any] | None
+    actor: str
+
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _segment_executor() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(
+            max_workers=settings.NEXUS.MAX_INSTANCES + 4, thread_name_prefix="nexus-exec"
+        )
+    return _executor
+
+
+def in_worker(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """Run blocking database and sandbox work off the event loop, in its own thread pool."""
+
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        call = database_sync_to_async(func, thread_sensitive=False, executor=_segment_executor())
+        return await call(*args, **kwargs)
+
+    return wrapper
+
+
+# ---------------------------------------------------------------- definitions
+
+
+@functools.lru_cache(maxsize=512)
+def _definition_from_json(digest: str, payload: str) -> PanelDefinition:
+    return PanelDefinition.from_dict(json.loads(payload))
+
+
+def definition_of(panel: Panel) -> PanelDefinition:
+    payload = json.dumps(panel.definition, sort_keys=True)
+    return _definition_from_json(hashlib.sha256(payload.encode()).hexdigest(), payload)
+
+
+def parse_source(source: str) -> PanelDefinition:
+    try:
+        return parse_nxml(source, syntax_checker=check_syntax)
+    except NXMLValidationError as exc:
+        raise ServiceError(
+            "INVALID_NXML",
+            f"NXML has {len(exc.errors)} error(s)",
+            {"errors": [error.to_dict() for error in exc.errors]},
+        ) from None
+
+
+def validate_source(source: str) -> list[dict[str, Any]]:
+    try:
+        parse_source(source)
+    except ServiceError as exc:
+        return list(exc.details["errors"])
+    return []
+
+
+# ---------------------------------------------------------------- applying a batch
+
+
+def _check_mutation(definition: PanelDefinition, capabilities: CapabilitySet | None, mutation: dict[str, Any]) -> None:
+    key = mutation.get("key")
+    if not isinstance(key, str):
+        raise _SegmentFailed({"code": "EXECUTION_ERROR", "message": "Mutation without a key"})
+    if key in computed_names(definition):
+        raise _SegmentFailed({"code": "PERMISSION_DENIED", "message": f"State key '{key}' is computed and read-only"})
+    if capabilities is not None and not capabilities.can_write(key):
+        raise _SegmentFailed({"code": "PERMISSION_DENIED", "message": f"No capability to write state key '{key}'"})
+    state_type = state_types(definition).get(key)
+    if state_type is None and mutation.get("operation") == "delete":
+        return
+    if state_type is None:
+        raise _SegmentFailed({"code": "EXECUTION_ERROR", "message": f"State key '{key}' is not declared in <Data>"})
+    if mutation.get("operation") == "set":
+        value = mutation.get("value")
+        if value is not None and not matches_type(state_type, value):
+            raise _SegmentFailed(
+                {
+                    "code": "EXECUTION_ERROR",
+                    "message": f"State key '{key}' is a {state_type}, not a {describe(value)}",
+                }
+            )
+
+
+def _check_event(capabilities: CapabilitySet | None, event: dict[str, Any]) -> None:
+    if capabilities is not None and not capabilities.can_emit(str(event.get("name"))):
+        raise _SegmentFailed({"code": "PERMISSION_DENIED", "message": f"No capability to emit '{event.get('name')}'"})
+
+
+def _check_view_command(capabilities: CapabilitySet | None, command: dict[str, Any]) -> None:
+    if capabilities is not None and not capabilities.can_update_view(str(command.get("componentId"))):
+        raise _SegmentFailed(
+            {"code": "PERMISSION_DENIED", "message": f"No capability to update view '{command.get('componentId')}'"}
+        )
+
+
+def computed_names(definition: PanelDefinition) -> set[str]:
+    return {item.name for item in definition.computed}
+
+
+def state_types(definition: PanelDefinition) -> dict[str, str]:
+    return {state.name: state.type for state in definition.states}
+
+
+def _computed_program(definition: PanelDefinition) -> str:
+    """One sandbox program that evaluates every Computed key in dependency order.
+
+    Each expression sees ``$state`` as the stored state overlaid with the keys computed so far.
+    """
+    expressions = {item.name: item.expression for item in definition.computed}
+    lines = [
+        "const __base = $state; const __out = {};",
+        "const __view = new Proxy({}, { get: (_, k) => (k in __out ? __out[k] : __base[k]) });",
+    ]
+    for name in definition.computed_order():
+        lines.append(
+            f"__out[{json.dumps(name)}] = (($state) => {{ try {{ return ({expressions[name]}); }} "
+            "catch (e) { return null; } })(__view);"
+        )
+    lines.append("return __out;")
+    return "\n".join(lines)
+
+
+def compute(definition: PanelDefinition, state: dict[str, Any], sandbox_key: str) -> dict[str, Any]:
+    """Values of the <Computed> keys for this state (null where an expression fails)."""
+    if not definition.computed:
+        return {}
+    names = [item.name for item in definition.computed]
+    context = ExecutionContext(
+        panel_id=sandbox_key,
+        handler_name="<computed>",
+        state={k: v for k, v in state.items() if k not in names},
+        args={},
+        capabilities=["state:read:*"],
+    )
+    result = get_runtime().execute(_computed_program(definition), context)
+    if result.status != "success" or not isinstance(result.return_value, dict):
+        logger.warning("computed keys of %s failed: %s", definition.id, result.error)
+        return dict.fromkeys(names)
+    return {name: result.return_value.get(name) for name in names}
+
+
+def sandbox_key(workspace_slug: str, panel_id: str) -> str:
+    """The sandbox's notion of a panel: instances are reset whenever this changes."""
+    return f"{workspace_slug}/{panel_id}"
+
+
+def _apply_locked(
+    panel: Panel,
+    definition: PanelDefinition,
+    mutations: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    view_commands: list[dict[str, Any]],
+    capabilities: CapabilitySet | None,
+) -> Commit:
+    for mutation in mutations:
+        _check_mutation(definition, capabilities, mutation)
+    for event in events:
+        _check_event(capabilities, event)
+    for command in view_commands:
+        _check_view_command(capabilities, command)
+    if not mutations:
+        commit = Commit(dict(panel.state), panel.state_version, [], list(events), list(view_commands))
+        if events or view_commands:
+            publish(panel.workspace.slug, panel.panel_id, commit_message(panel.state_version, [], events, view_commands))
+        return commit
+    state = dict(panel.state)
+    for mutation in mutations:
+        if mutation.get("operation") == "delete":
+            state.pop(mutation["key"], None)
+        else:
+            state[mutation["key"]] = mutation.get("value")
+    applied = [dict(m) for m in mutations]
+    for name, value in compute(definition, state, sandbox_key(panel.workspace.slug, panel.panel_id)).items():
+        if state.get(name) != value or name not in state:
+            applied.append({"key": name, "value": value, "operation": "set"})
+        state[name] = value
+    panel.state = state
+    panel.state_version += 1
+    panel.last_activity = timezone.now()
+    panel.save(update_fields=["state", "state_version", "last_activity", "updated_at"])
+    commit = Commit(state, panel.state_version, applied, list(events), list(view_commands))
+    # Published while the row is still locked, so messages leave in state-version order.
+    publish(panel.workspace.slug, panel.panel_id, commit_message(commit.state_version, applied, events, view_commands))
+    return commit
+
+
+def _lock_panel(panel_pk: int) -> Panel:
+    try:
+        return Panel.objects.select_for_update().select_related("workspace").get(pk=panel_pk)
+    except Panel.DoesNotExist:
+        raise ServiceError("NOT_FOUND", "Panel was deleted") from None
+
+
+def _run_segment(
+    run: HandlerRun, step: Callable[[Panel], ExecutionResult]
+) -> tuple[ExecutionResult, Commit | None, dict[str, Any] | None]:
+    """Lock, execute one segment, apply its batch; returns (result, commit, failure)."""
+    capabilities = CapabilitySet(run.capabilities)
+    try:
+        with transaction.atomic():
+            panel = _lock_panel(run.panel_pk)
+            result = step(panel)
+            if result.status == "error":
+                return result, None, result.error
+            commit = _apply_locked(
+                panel, run.definition, result.state_mutations, result.events, result.view_commands, capabilities
+            )
+            return result, commit, None
+    except _SegmentFailed as failed:
+        return result, None, failed.error
+    except RuntimeBusyError as exc:
+        raise ServiceError("RUNTIME_BUSY", str(exc) or "All sandbox instances are busy") from None
+    except DatabaseError as exc:
+        logger.warning("database unavailable during %s: %s", run.handler_name, exc)
+        raise ServiceError("UNAVAILABLE", "Database unavailable") from None
+
+
+def _context(run: HandlerRun, state: dict[str, Any]) -> ExecutionContext:
+    return ExecutionContext(
+        panel_id=sandbox_key(run.workspace_slug, run.panel_id),
+        handler_name=run.handler_name,
+        state=state,
+        args=run.args,
+        capabilities=run.capabilities,
+        scope=run.scope,
+        extensions=extension_service.methods_for(run.definition),
+    )
+
+
+def _audit_failure(run: HandlerRun, error: dict[str, Any]) -> None:
+    if error.get("code") != "PERMISSION_DENIED":
+        return
+    AuditRecord.record(
+        workspace=run.workspace_slug,
+        panel=run.panel_id,
+        handler=run.handler_name,
+        user=run.actor,
+        action="capability",
+        resource=str(error.get("resource") or ""),
+        outcome=AuditOutcome.DENIED,
+        reason=str(error.get("message", "")),
+    )
+
+
+def _abandon(result: ExecutionResult) -> None:
+    if result.status == "suspended" and result.suspension:
+        get_runtime().cancel(result.suspension["suspension_id"])
+
+
+@in_worker
+def _segment(run: HandlerRun, resume: dict[str, Any] | None) -> tuple[ExecutionResult, Commit | None, Any]:
+    runtime = get_runtime()
+    if resume is None:
+        def step(panel: Panel) -> ExecutionResult:
+            return runtime.execute(run.code, _context(run, dict(panel.state)))
+    else:
+        def step(panel: Panel) -> ExecutionResult:
+            return runtime.resume(resume["suspension_id"], ok=resume["ok"], value=resume.get("value"),
+                                  error=resume.get("error"), state=dict(panel.state))
+    result, commit, failure = _run_segment(run, step)
+    if failure is not None:
+        _abandon(result)
+        _audit_failure(run, failure)
+    return result, commit, failure
+
+
+async def execute(run: HandlerRun, on_progress: ProgressCallback | None = None) -> Outcome:
+    outcome = Outcome()
+    started = time.perf_counter()
+    with lifecycle.tracked_execution():
+        result, commit, failure = await _segment(run, None)
+        while failure is None and result.status == "suspended":
+            outcome.absorb(commit)
+            if on_progress is not None:
+                await on_progress(_progress(result, commit))
+            resume = await extension_service.perform(run, result.suspension or {})
+            result, commit, failure = await _segment(run, resume)
+    if failure is not None:
+        outcome.status = "error"
+        outcome.error = failure
+    else:
+        outcome.absorb(commit)
+        outcome.return_value = result.return_value
+    logger.info(
+        "handler %s on %s/%s: %s",
+        run.handler_name,
+        run.workspace_slug,
+        run.panel_id,
+        outcome.status,
+        extra={
+            "panel": f"{run.workspace_slug}/{run.panel_id}",
+            "handler": run.handler_name,
+            "status": outcome.status,
+            "code": (outcome.error or {}).get("code"),
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
+    return outcome
+
+
+def _progress(result: ExecutionResult, commit: Commit | None) -> dict[str, Any]:
+    suspension = result.suspension or {}
+    return {
+        "status": "executing",
+        "message": f"Waiting for {suspension.get('extension')}.{suspension.get('method')}",
+        "mutations": commit.mutations if commit else [],
+        "stateVersion": commit.state_version if commit else None,
+    }
+
+
+# ---------------------------------------------------------------- public operations
+
+
+def get_panel(workspace: Workspace | str, panel_id: str) -> Panel:
+    slug = workspace if isinstance(workspace, str) else workspace.slug
+    try:
+        return Panel.objects.select_related("workspace").get(workspace__slug=slug, panel_id=panel_id)
+    except Panel.DoesNotExist:
+        raise ServiceError("NOT_FOUND", f"Panel '{panel_id}' not found") from None
+
+
+def check_args(definition: PanelDefinition, tool_name: str, args: Any) -> dict[str, Any]:
+    tool = definition.tool(tool_name)
+    if tool is None:
+        raise ServiceError("TOOL_NOT_FOUND", f"Tool '{tool_name}' not found")
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise ServiceError("INVALID_ARGS", "args must be an object")
+    declared = {arg.name: arg for arg in tool.args}
+    problems = [f"unknown argument '{name}'" for name in args if name not in declared]
+    checked: dict[str, Any] = {}
+    for name, arg in declared.items():
+        if name in args:
+            if not matches_type(arg.type, args[name]):
+                problems.append(f"argument '{name}' must be a {arg.type}, not a {describe(args[name])}")
+            checked[name] = args[name]
+        elif arg.required:
+            problems.append(f"missing required argument '{name}'")
+        elif arg.default is not None:
+            checked[name] = arg.default
+    if problems:
+        raise ServiceError("INVALID_ARGS", "; ".join(problems), {"problems": problems})
+    return checked
+
+
+def _handler_run(panel: Panel, definition: PanelDefinition, name: str, code: str, caps: list[str],
+                 args: dict[str, Any], scope: dict[str, Any] | None, actor: str) -> HandlerRun:
+    return HandlerRun(
+        panel_pk=panel.pk,
+        workspace_slug=panel.workspace.slug,
+        panel_id=panel.panel_id,
+        definition=definition,
+        handler_name=name,
+        code=code,
+        capabilities=caps,
+        args=args,
+        scope=scope,
+        actor=actor,
+    )
+
+
+async def run_tool(
+    panel: Panel,
+    tool_name: str,
+    args: Any = None,
+    scope: Any = None,
+    actor: str = "",
+    on_progress: ProgressCallback | None = None,
+) -> Outcome:
+    if lifecycle.is_draining():
+        raise ServiceError("UNAVAILABLE", "Server is shutting down")
+    if panel.status == PanelStatus.STOPPED:
+        raise ServiceError("INVALID_REQUEST", f"Panel '{panel.panel_id}' is stopped")
+    if scope is not None and not isinstance(scope, dict):
+        raise ServiceError("INVALID_REQUEST", "scope must be an object")
+    definition = definition_of(panel)
+    checked = check_args(definition, tool_name, args)
+    tool = definition.tool(tool_name)
+    assert tool is not None
+    run = _handler_run(panel, definition, tool_name, tool.handler.code,
+                       definition.tool_capabilities(tool_name), checked, scope, actor)
+    return await execute(run, on_progress)
+
+
+async def run_lifecycle(panel: Panel, event: str, actor: str = "") -> Outcome | None:
+    definition = definition_of(panel)
+    handler = definition.lifecycle.get(event)
+    if handler is None:
+        return None
+    caps = definition.lifecycle_capabilities(event)
+    return await execute(_handler_run(panel, definition, event, handler.code, caps, {}, None, actor))
+
+
+def _new_panel_id(definition: PanelDefinition) -> str:
+    base = "".join(ch for ch in (definition.id or "panel") if ch.isalnum() or ch in "_-")[:50] or "panel"
+    return f"{base}-{secrets.token_hex(3)}"
+
+
+@in_worker
+def _store_new_panel(workspace: Workspace, source: str, definition: PanelDefinition, panel_id: str | None,
+                     extension_config: dict[str, Any]) -> Panel:
+    panel_id = panel_id or _new_panel_id(definition)
+    initial = definition.initial_state()
+    initial.update(compute(definition, initial, sandbox_key(workspace.slug, panel_id)))
+    try:
+        with transaction.atomic():
+            locked = Workspace.objects.select_for_update().get(pk=workspace.pk)
+            if Panel.objects.filter(workspace=locked, panel_id=panel_id).exists():
+                raise ServiceError("PANEL_EXISTS", f"Panel '{panel_id}' already exists")
+            if Panel.objects.filter(workspace=locked).count() >= locked.panel_limit:
+                raise ServiceError("MAX_PANELS", f"Workspace '{locked.slug}' already has {locked.panel_limit} panels",
+                                   {"maxPanels": locked.panel_limit})
+            return Panel.objects.create(
+                workspace=locked, panel_id=panel_id, source=source, definition=definition.to_dict(),
+                title=definition.title or panel_id, version=definition.version or "",
+                status=PanelStatus.INITIALIZING, state=initial, extension_config=extension_config,
+            )
+    except IntegrityError:
+        raise ServiceError("PANEL_EXISTS", f"Panel '{panel_id}' already exists") from None
+
+
+@in_worker
+def _set_status(panel: Panel, status: str, error: dict[str, Any] | None = None) -> None:
+    Panel.objects.filter(pk=panel.pk).update(status=status, last_error=error, updated_at=timezone.now())
+    panel.status = status
+    panel.last_error = error
+
+
+@in_worker
+def _refresh(panel: Panel) -> Panel:
+    panel.refresh_from_db()
+    return panel
+
+
+async def mount(panel: Panel, actor: str = "") -> Outcome | None:
+    outcome = await run_lifecycle(panel, "mount", actor)
+    if outcome is not None and outcome.status == "error":
+        await _set_status(panel, PanelStatus.ERROR, outcome.error)
+    else:
+        await _set_status(panel, PanelStatus.RUNNING, None)
+    return outcome
+
+
+async def create_panel(
+    workspace: Workspace,
+    source: Any,
+    panel_id: str | None = None,
+    extension_config: Any = None,
+    actor: str = "",
+) -> tuple[Panel, Outcome | None]:
+    if not isinstance(source, str) or not source.strip():
+        raise ServiceError("INVALID_REQUEST", "source must be a non-empty NXML string")
+    if extension_config is not None and not isinstance(extension_config, dict):
+        raise ServiceError("INVALID_REQUEST", "extensions must be an object keyed by alias")
+    definition = await in_worker(parse_source)(source)
+    panel = await _store_new_panel(workspace, source, definition, panel_id, extension_config or {})
+    outcome = await mount(panel, actor)
+    return await _refresh(panel), outcome
+
+
+async def set_value(panel: Panel, key: Any, value: Any, actor: str = "") -> Commit:
+    if lifecycle.is_draining():
+        raise ServiceError("UNAVAILABLE", "Server is shutting down")
+    definition = definition_of(panel)
+    bound = definition.bound_keys()
+    if not isinstance(key, str) or key not in bound:
+        raise ServiceError("INVALID_REQUEST", f"State key '{key}' is not bound by an Input or Switch")
+    if not matches_type(bound[key], value):
+        raise ServiceError("INVALID_ARGS", f"State key '{key}' is a {bound[key]}, not a {describe(value)}")
+    return await _apply_direct(panel.pk, definition, [{"key": key, "value": value, "operation": "set"}])
+
+
+@in_worker
+def _apply_direct(panel_pk: int, definition: PanelDefinition, mutations: list[dict[str, Any]]) -> Commit:
+    try:
+        with transaction.atomic():
+            panel = _lock_panel(panel_pk)
+            return _apply_locked(panel, definition, mutations, [], [], None)
+    except _SegmentFailed as failed:
+        raise ServiceError("INVALID_REQUEST", failed.error["message"]) from None
+
+
+async def reset_state(panel: Panel) -> Commit:
+    """Back to the declared defaults, as one committed change that clients see as a PATCH."""
+    definition = definition_of(panel)
+    defaults = definition.initial_state()
+    mutations = [{"key": k, "value": v, "operation": "set"} for k, v in defaults.items()]
+    mutations += [{"key": k, "operation": "delete"} for k in panel.state
+                  if k not in defaults and k not in computed_names(definition)]
+    return await _apply_direct(panel.pk, definition, mutations)
+
+
+async def stop_panel(panel: Panel, actor: str = "") -> None:
+    await run_lifecycle(panel, "unmount", actor)
+    await _set_status(panel, PanelStatus.STOPPED)
+
+
+async def delete_panel(panel: Panel, actor: str = "") -> None:
+    if panel.status != PanelStatus.STOPPED:
+        try:
+            await run_lifecycle(panel, "unmount", actor)
+        except ServiceError as exc:
+            logger.warning("unmount of %s failed: %s", panel, exc.message)
+    await _delete(panel)
+    from workspaces.services.publish import apublish
+
+    await apublish(panel.workspace.slug, panel.panel_id, {"type": "panel.deleted"})
+
+
+@in_worker
+def _delete(panel: Panel) -> None:
+    Panel.objects.filter(pk=panel.pk).delete()
+
+
+async def update_source(panel: Panel, source: str) -> Panel:
+    """Replace a panel's NXML (admin edit); state keys that still exist keep their values."""
+    definition = await in_worker(parse_source)(source)
+    return await _store_source(panel, source, definition)
+
+
+@in_worker
+def _store_source(panel: Panel, source: str, definition: PanelDefinition) -> Panel:
+    with transaction.atomic():
+        locked = _lock_panel(panel.pk)
+        state = definition.initial_state()
+        state.update({k: v for k, v in locked.state.items() if k in state})
+        state.update(compute(definition, state, sandbox_key(locked.workspace.slug, locked.panel_id)))
+        locked.source = source
+        locked.definition = definition.to_dict()
+        locked.title = definition.title or locked.panel_id
+        locked.version = definition.version or ""
+        locked.state = state
+        locked.state_version += 1
+        locked.save()
+        mutations = [{"key": k, "value": v, "operation": "set"} for k, v in state.items()]
+        publish(locked.workspace.slug, locked.panel_id, commit_message(locked.state_version, mutations, [], []))
+        return locked

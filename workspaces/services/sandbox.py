@@ -1,0 +1,83 @@
+"""The process-wide sandbox runtime, configured from settings."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from django.conf import settings
+
+from runtime import ExecutionContext, Runtime, RuntimeConfig
+
+_runtime: Runtime | None = None
+_lock = threading.Lock()
+
+
+def runtime_config() -> RuntimeConfig:
+    config = settings.NEXUS
+    return RuntimeConfig(
+        min_instances=config.MIN_INSTANCES,
+        max_instances=config.MAX_INSTANCES,
+        memory_limit_mb=config.MEMORY_LIMIT_MB,
+        timeout_ms=config.TIMEOUT_MS,
+        max_host_calls=config.MAX_HOST_CALLS,
+        cache_dir=config.CACHE_DIR,
+        max_cache_size_mb=config.MAX_CACHE_SIZE_MB,
+    )
+
+
+def get_runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        with _lock:
+            if _runtime is None:
+                _runtime = Runtime(runtime_config())
+    return _runtime
+
+
+def runtime_started() -> bool:
+    return _runtime is not None
+
+
+def close_runtime() -> None:
+    global _runtime
+    with _lock:
+        if _runtime is not None:
+            _runtime.close()
+            _runtime = None
+
+
+def check_syntax(code: str) -> dict[str, Any] | None:
+    return get_runtime().check_syntax(code)
+
+
+def self_test() -> None:
+    """Run a tiny handler end to end; raise when the sandbox does not answer correctly."""
+    context = ExecutionContext(
+        panel_id="__selftest__",
+        handler_name="selftest",
+        state={"n": 1},
+        args={"by": 2},
+        capabilities=["state:read:*", "state:write:*"],
+    )
+    result = get_runtime().execute("$state.n += $args.by; return $state.n;", context)
+    if result.status != "success" or result.return_value != 3:
+        raise RuntimeError(f"sandbox self-test failed: {result.status} {result.error}")
+
+
+def runtime_ready() -> None:
+    self_test()
+
+
+def runtime_summary() -> dict[str, Any]:
+    stats = get_runtime().stats()
+    return {
+        "activeInstances": stats.get("active_instances", 0),
+        "availableInstances": stats.get("available_instances", 0),
+        "maxInstances": settings.NEXUS.MAX_INSTANCES,
+        "cacheHitRate": stats.get("cache_hit_rate", 0.0),
+        "executions": stats.get("executions", 0),
+        "avgDurationUs": stats.get("avg_duration_us", 0),
+        "suspended": stats.get("suspended", 0),
+        "memoryBytes": stats.get("memory_bytes", stats.get("memory_used_bytes", 0)),
+    }
