@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from datetime import timedelta
 from typing import Any
 
@@ -127,6 +128,8 @@ STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
+# Without collectstatic (development, tests) files are found through the finders instead.
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = NEXUS.BODY_LIMIT
 
@@ -183,6 +186,12 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Several shapes have a "status" field with different choices; name each set.
+    "ENUM_NAME_OVERRIDES": {
+        "PanelStatusEnum": "workspaces.models.PanelStatus",
+        "CreateStatusEnum": "workspaces.api.serializers.CREATE_STATUSES",
+        "ResultStatusEnum": "workspaces.api.serializers.RESULT_STATUSES",
+    },
 }
 
 LOGGING_CONFIG = "logging.config.dictConfig"

@@ -96,9 +96,7 @@ def _checked(capability: Capability, pattern: re.Pattern[str], what: str) -> Cap
     if not capability.scope:
         raise ValueError(f"capability {capability.token!r} has no scope: give {what} or '*'")
     if not pattern.match(capability.scope):
-        raise ValueError(
-            f"capability {capability.token!r}: scope must be {what}, '*' or a prefix ending in '*'"
-        )
+        raise ValueError(f"capability {capability.token!r}: scope must be {what}, '*' or a prefix ending in '*'")
     return capability
 
 

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import time
-import uuid
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -14,6 +13,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from nexus.logging import request_id_var
+from runtime import metrics
 from workspaces import access
 from workspaces.access import AccessDenied, Principal
 from workspaces.models import Panel, Workspace, panel_group_name
@@ -267,6 +267,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(content, separators=(",", ":")))
 
     async def send_error(self, code: str, message: str, request_id: Any = None) -> None:
+        metrics.ERRORS_TOTAL.labels(code).inc()
         frame: dict[str, Any] = {"type": "ERROR", "code": code, "message": message}
         if request_id is not None:
             frame["requestId"] = request_id
@@ -290,12 +291,5 @@ class PanelConsumer(AsyncWebsocketConsumer):
 
 
 def _connections_gauge(delta: int) -> None:
-    from runtime import metrics
+    metrics.WS_CONNECTIONS.inc(delta)
 
-    gauge = getattr(metrics, "WS_CONNECTIONS", None)
-    if gauge is not None:
-        gauge.inc(delta)
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
-from .metrics import EXT_CALLS_TOTAL
+from runtime.metrics import EXT_CALLS_TOTAL
 
 logger = logging.getLogger(__name__)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -117,7 +118,7 @@ def test_bad_bearer_tokens_are_401(alice: Any) -> None:
     assert_error(response, 401, "UNAUTHENTICATED")
     assert response["WWW-Authenticate"].startswith("Bearer")
     expired = AccessToken.for_user(alice)
-    expired.set_exp(lifetime=-__import__("datetime").timedelta(seconds=1))
+    expired.set_exp(lifetime=-timedelta(seconds=1))
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {expired}")
     assert_error(client.get("/api/v1/workspaces/"), 401, "UNAUTHENTICATED")
 

@@ -189,6 +189,8 @@ class FakeProtocolServer:
         self.close_code_on_connect: int | None = None
         self.received: list[JSON] = []
         self.connections_total = 0
+        self.connection_times: list[float] = []
+        self.silent = False
         self._lock = threading.Lock()
         self._clients: set[ServerConnection] = set()
         self._gates: dict[str, asyncio.Event] = {}
@@ -361,6 +363,7 @@ class FakeProtocolServer:
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.connections_total += 1
+        self.connection_times.append(time.monotonic())
         if self.close_code_on_connect:
             await ws.close(self.close_code_on_connect, "refused by the test")
             return
@@ -387,7 +390,7 @@ class FakeProtocolServer:
             await self._trigger(ws, message)
         elif kind == "SET":
             await self._set(ws, message)
-        elif kind == "PING":
+        elif kind == "PING" and not self.silent:
             await ws.send(json.dumps({"type": "PONG"}))
 
     async def _set(self, ws: ServerConnection, message: JSON) -> None:

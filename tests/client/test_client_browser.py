@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -133,8 +134,7 @@ def test_todo_add_toggle_delete(panels: PanelPages, panel_server: ServerFactory)
 
     field.fill("Walk the dog")
     field.press("Enter")
-    expect.poll(lambda: [f["value"] for f in server.frames("SET")]).to_contain("Walk the dog") \
-        if hasattr(expect, "poll") else wait_until(lambda: len(server.frames("SET")) >= 2)
+    wait_until(lambda: [f["value"] for f in server.frames("SET")] == ["Buy milk", "Walk the dog"])
     button(page, "Add").click()
     expect(page.get_by_text("[ ] Walk the dog")).to_be_visible()
 
@@ -496,3 +496,31 @@ def test_ping_is_answered_with_pong(panels: PanelPages, panel_server: ServerFact
     server.send({"type": "NONSENSE"})
     server.send({"type": "PING"})
     server.wait_frames("PONG", 2)
+
+
+def test_reconnect_backs_off_exponentially(panels: PanelPages, panel_server: ServerFactory) -> None:
+    server = panel_server("counter")
+    server.close_code_on_connect = 1011
+    page = panels.open("counter", server, wait_live=False,
+                       options={"reconnectBaseMs": 200, "reconnectMaxMs": 5000, "offlineAfterAttempts": 3})
+    wait_until(lambda: server.connections_total >= 5, timeout=15)
+    times = server.connection_times[:5]
+    gaps = [later - earlier for earlier, later in pairwise(times)]
+    # Attempt n waits between half and all of 200ms * 2**(n-1): the fourth wait beats the first.
+    assert gaps[0] < 0.5 and gaps[3] >= 0.8, gaps
+    expect(page.locator(".nx-conn")).to_have_attribute("data-state", "offline")
+    expect(page.locator(".nx-conn")).to_contain_text("retry in")
+    server.close_code_on_connect = None
+    page.get_by_role("button", name="Retry now").click()
+    expect(page.locator(".nx-conn")).to_have_attribute("data-state", "live")
+
+
+def test_silent_server_is_detected_by_the_heartbeat(panels: PanelPages, panel_server: ServerFactory) -> None:
+    server = panel_server("counter")
+    page = panels.open("counter", server, options={"heartbeatMs": 250})
+    server.wait_frames("PING", timeout=5)
+    assert server.connections_total == 1, "a server that answers PING keeps the connection"
+    server.silent = True
+    wait_until(lambda: server.connections_total >= 2, timeout=10)
+    server.silent = False
+    expect(page.locator(".nx-conn")).to_have_attribute("data-state", "live")

@@ -12,8 +12,8 @@ import pytest
 # The helpers sit next to the tests; make them importable in any pytest import mode.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from deploy_kustomize import render  # noqa: E402
-from deploy_support import OVERLAYS  # noqa: E402
+from deploy_kustomize import render
+from deploy_support import OVERLAYS
 
 
 @pytest.fixture(scope="session")

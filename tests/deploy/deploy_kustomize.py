@@ -243,21 +243,21 @@ def _merge(current: Any, patch: Any, source: Path) -> Any:
 
 
 def _merge_list(current: list[Any], patch: list[Any], merge_key: str, source: Path) -> list[Any]:
-    merged = copy.deepcopy(current)
+    """Items named by the patch come first, in patch order, then the untouched ones (as kustomize)."""
+    originals = {item.get(merge_key): item for item in current if isinstance(item, dict)}
+    mentioned: set[Any] = set()
+    merged: list[Any] = []
     for item in patch:
         if not isinstance(item, dict) or merge_key not in item:
             raise KustomizeError(f"{source}: every list item needs its merge key '{merge_key}'")
-        position = next((i for i, old in enumerate(merged) if old.get(merge_key) == item[merge_key]), None)
-        directive = item.get("$patch")
+        key, directive = item[merge_key], item.get("$patch")
         if directive not in (None, "delete"):
             raise KustomizeError(f"{source}: directive $patch: {directive} is not supported in lists")
+        mentioned.add(key)
         if directive == "delete":
-            if position is not None:
-                del merged[position]
-        elif position is None:
-            merged.append(copy.deepcopy(item))
-        else:
-            merged[position] = _merge(merged[position], item, source)
+            continue
+        merged.append(_merge(originals[key], item, source) if key in originals else copy.deepcopy(item))
+    merged.extend(copy.deepcopy(item) for item in current if item.get(merge_key) not in mentioned)
     return merged
 
 

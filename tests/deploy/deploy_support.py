@@ -6,6 +6,7 @@ import base64
 import importlib.util
 import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -69,7 +70,7 @@ def pod_spec(resource: Resource) -> dict[str, Any]:
 
 def container(resource: Resource, name: str, init: bool = False) -> dict[str, Any]:
     items = pod_spec(resource).get("initContainers" if init else "containers", [])
-    matches = [c for c in items if c["name"] == name]
+    matches: list[dict[str, Any]] = [c for c in items if c["name"] == name]
     assert len(matches) == 1, f"no container {name} in {resource['kind']}/{resource['metadata']['name']}"
     return matches[0]
 
@@ -132,10 +133,10 @@ def container_environment(resource: Resource, container_spec: dict[str, Any],
 
 
 def _object_data(source: dict[str, Any], resources: list[Resource]) -> dict[str, str]:
-    for field, kind in (("configMapRef", "ConfigMap"), ("configMap", "ConfigMap"),
-                        ("secretRef", "Secret"), ("secret", "Secret")):
-        if field in source:
-            name = source[field]["name"]
+    for reference, kind in (("configMapRef", "ConfigMap"), ("configMap", "ConfigMap"),
+                            ("secretRef", "Secret"), ("secret", "Secret")):
+        if reference in source:
+            name = source[reference]["name"]
             matches = [r for r in resources if r["kind"] == kind and r["metadata"]["name"] == name]
             if not matches:
                 return {key: "<external>" for key in EXTERNAL_SECRET_KEYS.get(name, ())}
@@ -152,3 +153,55 @@ EXTERNAL_SECRET_KEYS = {
     "nexus-secrets": ("JWT_SECRET", "SECRET_KEY", "DATABASE_URL"),
     "nexus-postgres": ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"),
 }
+
+
+# --- Dockerfile ---------------------------------------------------------------------------
+
+@dataclass
+class Stage:
+    name: str
+    image: str
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[str]:
+        return [args for key, args in self.instructions if key == keyword]
+
+    def last(self, keyword: str) -> str:
+        found = self.all(keyword)
+        assert found, f"stage {self.name} has no {keyword}"
+        return found[-1]
+
+
+def parse_dockerfile(text: str) -> list[Stage]:
+    """Stages with their instructions (continuation lines joined, comments dropped)."""
+    logical: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        logical.append(pending + line)
+        pending = ""
+    stages: list[Stage] = []
+    for line in logical:
+        keyword, _, args = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            parts = args.split()
+            assert len(parts) == 3 and parts[1].upper() == "AS", f"every stage is named: {line}"
+            stages.append(Stage(parts[2], parts[0]))
+        elif stages:
+            stages[-1].instructions.append((keyword, args.strip()))
+    return stages
+
+
+def env_values(stage: Stage) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for args in stage.all("ENV"):
+        for pair in args.split():
+            key, _, value = pair.partition("=")
+            values[key] = value
+    return values

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import textwrap
@@ -86,8 +87,9 @@ def test_strategic_merge_merges_lists_by_key_and_deletes_with_null(tmp_path: Pat
     web = render(directory)[1]
     assert web["spec"]["replicas"] == 1
     [container] = web["spec"]["template"]["spec"]["containers"]
-    assert container["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "changed"},
-                                {"name": "C", "value": "3"}]
+    # kustomize's order: the patch's items first, then the ones it did not mention.
+    assert container["env"] == [{"name": "B", "value": "changed"}, {"name": "C", "value": "3"},
+                                {"name": "A", "value": "1"}]
     assert container["resources"] == {"limits": {"cpu": "1", "memory": "1Gi"}}
 
 
@@ -136,7 +138,7 @@ def test_namespace_images_and_labels(tmp_path: Path, base: Path) -> None:
 @pytest.mark.parametrize(("body", "files", "message"), [
     ("resources: [../base]\nreplicas: [{name: web, count: 3}]\n", {}, "unsupported kustomization fields"),
     ("resources: [../missing]\n", {}, "does not exist"),
-    ("resources: [../base, ../base/web.yaml]\n", {}, "declared twice"),
+    ("resources: [../base/web.yaml, ../base/web.yaml]\n", {}, "declared twice"),
     ("resources: [../base]\npatches:\n  - path: p.yaml\n",
      {"p.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: nope}\nspec: {replicas: 1}\n"},
      "does not match exactly one resource"),
@@ -191,8 +193,10 @@ def test_same_output_as_kubectl_kustomize(name: str) -> None:
 
 
 def test_same_output_as_kubectl_kustomize_with_the_managed_component(tmp_path: Path) -> None:
-    directory = write(tmp_path / "managed", {"kustomization.yaml": kustomization(
-        f"resources:\n  - {OVERLAYS['prod']}\ncomponents:\n  - {MANAGED_COMPONENT}\n")})
+    directory = tmp_path / "managed"
+    directory.mkdir()
+    prod, component = (os.path.relpath(path, directory) for path in (OVERLAYS["prod"], MANAGED_COMPONENT))
+    write(directory, {"kustomization.yaml": kustomization(f"resources:\n  - {prod}\ncomponents:\n  - {component}\n")})
     assert render(directory) == kubectl_kustomize(directory)
 
 
@@ -223,7 +227,7 @@ def test_same_output_as_kubectl_kustomize_for_the_synthetic_cases(tmp_path: Path
                   env:
                     - {name: B, value: "changed"}
                     - {name: C, value: "3"}
-                  resources: {requests: {cpu: 100m}}
+                  resources: {requests: {cpu: 100m}, limits: null}
                 - name: sidecar
                   $patch: delete
         """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -330,8 +331,11 @@ def test_every_variable_the_app_reads_is_supplied(overlay: str, rendered: dict[s
 
 @pytest.mark.parametrize("overlay", sorted(OVERLAYS))
 def test_config_map_holds_only_known_settings(overlay: str, rendered: dict[str, Resources]) -> None:
+    module = load_app_config_module()
+    assert module is not None
+    known = (APP_ENV_VARS | set(module.setting_names())) - {CONFIG_DIR_VAR}
     keys = set(config_map(rendered[overlay]))
-    assert keys <= APP_ENV_VARS - {CONFIG_DIR_VAR}, f"unknown settings: {sorted(keys - APP_ENV_VARS)}"
+    assert keys <= known, f"settings the app does not read: {sorted(keys - known)}"
     assert all(isinstance(value, str) for value in config_map(rendered[overlay]).values())
 
 
@@ -589,3 +593,15 @@ def test_managed_component_enabled_inside_the_prod_overlay(tmp_path: Path) -> No
     resources = render(copy / "overlays" / "prod")
     assert "StatefulSet" not in kinds(resources) and "Secret" not in kinds(resources)
     assert server(resources)["spec"]["replicas"] == REPLICAS["prod"]
+
+
+# --- the operator's guide ------------------------------------------------------------------
+
+def test_deployment_guide_covers_operations_and_points_at_real_paths() -> None:
+    guide = (K8S.parents[1] / "docs" / "deployment.md").read_text()
+    for needle in ["kubectl rollout undo deployment/nexus -n nexus", "### AWS (EKS)", "### Google Cloud (GKE)",
+                   "### Azure (AKS)", "maxUnavailable: 0", "preStop", "PodDisruptionBudget", "NEXUS_CONFIG_DIR",
+                   "components/managed-data", "3600"]:
+        assert needle in guide, needle
+    for path in re.findall(r"(?<![\w/])(deploy/[\w./-]+)", guide):
+        assert (K8S.parents[1] / path.rstrip(".")).exists(), f"docs/deployment.md names a missing path: {path}"

@@ -27,7 +27,7 @@ from workspaces.nxml.bindings import (
         ("$scope.t.done ? '[x] ' + $scope.t.text : '[ ] ' + $scope.t.text", [], ["t", "t", "t"]),
         ("$state.status === 'online' ? 'success' : 'error'", ["status"], []),
         ("!$state.loading && ($state.n >= 1 || $state.n < -1)", ["loading", "n", "n"], []),
-        ("typeof $state.x === \"undefined\"", ["x"], []),
+        ('typeof $state.x === "undefined"', ["x"], []),
         ("$state.items[$scope.i].name", ["items"], ["i"]),
         ("-1.5e3 % 7 / 2 - +3", [], []),
         ("0x1F + .5", [], []),

@@ -125,9 +125,45 @@ def test_arbitrary_bytes_only_raise_validation_errors(source: bytes) -> None:
 
 
 _SIGNIFICANT = st.sampled_from(
-    ["<", ">", "/", "&", ";", '"', "'", "=", "{", "}", "$", "$state.", "$scope.", "<!--", "-->", "<![CDATA[", "]]>",
-     "&amp;", "&lt;", "<Layout>", "</Layout>", "<Iterate as=\"x\" items=\"{$state.todos}\">", "</Iterate>",
-     "\n", " ", "\x00", "\ud800", "é", "🙂", "(", ")", "[", "]", "`", "\\", "<!DOCTYPE x>", "&x;"]
+    [
+        "<",
+        ">",
+        "/",
+        "&",
+        ";",
+        '"',
+        "'",
+        "=",
+        "{",
+        "}",
+        "$",
+        "$state.",
+        "$scope.",
+        "<!--",
+        "-->",
+        "<![CDATA[",
+        "]]>",
+        "&amp;",
+        "&lt;",
+        "<Layout>",
+        "</Layout>",
+        '<Iterate as="x" items="{$state.todos}">',
+        "</Iterate>",
+        "\n",
+        " ",
+        "\x00",
+        "\ud800",
+        "é",
+        "🙂",
+        "(",
+        ")",
+        "[",
+        "]",
+        "`",
+        "\\",
+        "<!DOCTYPE x>",
+        "&x;",
+    ]
 )
 
 

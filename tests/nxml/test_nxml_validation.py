@@ -28,7 +28,7 @@ def doc(data: str = "", logic: str = "", view: str = "") -> str:
 
 
 COUNT = '<State name="count" type="number" default="0" />'
-INC = "<Tool name=\"inc\"><Handler>$state.count++;</Handler></Tool>"
+INC = '<Tool name="inc"><Handler>$state.count++;</Handler></Tool>'
 
 
 def errors_of(source: str, **kwargs: Any) -> list[NXMLError]:
@@ -214,8 +214,11 @@ def test_elements_inside_handler_are_refused() -> None:
 
 
 def test_lifecycle_rules() -> None:
-    ok = doc(COUNT, INC + '<Lifecycle on="mount"><Handler>$log("hi");</Handler></Lifecycle>'
-             '<Lifecycle on="unmount"><Handler>$log("bye");</Handler></Lifecycle>')
+    ok = doc(
+        COUNT,
+        INC + '<Lifecycle on="mount"><Handler>$log("hi");</Handler></Lifecycle>'
+        '<Lifecycle on="unmount"><Handler>$log("bye");</Handler></Lifecycle>',
+    )
     assert set(parse_nxml(ok).lifecycle) == {"mount", "unmount"}
     twice = doc(COUNT, INC + '<Lifecycle on="mount"><Handler>1;</Handler></Lifecycle>' * 2)
     assert only(twice, "DUPLICATE_ELEMENT")
@@ -279,7 +282,13 @@ def test_default_errors_in_the_document() -> None:
 def test_state_type_defaults_when_absent() -> None:
     data = "\n".join(f'<State name="{t}Key" type="{t}" />' for t in ("string", "number", "boolean", "list", "object"))
     panel = parse_nxml(doc(data))
-    assert panel.initial_state() == {"stringKey": "", "numberKey": 0, "booleanKey": False, "listKey": [], "objectKey": {}}
+    assert panel.initial_state() == {
+        "stringKey": "",
+        "numberKey": 0,
+        "booleanKey": False,
+        "listKey": [],
+        "objectKey": {},
+    }
 
 
 def test_names_must_be_identifiers_and_unique() -> None:
@@ -352,12 +361,16 @@ def test_empty_capability_block_grants_nothing() -> None:
 
 
 def test_bad_capabilities() -> None:
-    source = doc(COUNT, '<Tool name="t"><Capabilities><Capability type="root" scope="*" /></Capabilities>'
-                 "<Handler>1;</Handler></Tool>")
+    source = doc(
+        COUNT,
+        '<Tool name="t"><Capabilities><Capability type="root" scope="*" /></Capabilities><Handler>1;</Handler></Tool>',
+    )
     assert_at(only(source, "INVALID_CAPABILITY"), source, 'root"')
     assert only(
-        doc(COUNT, '<Tool name="t"><Capabilities><Capability type="ext:nope" /></Capabilities>'
-            "<Handler>1;</Handler></Tool>"),
+        doc(
+            COUNT,
+            '<Tool name="t"><Capabilities><Capability type="ext:nope" /></Capabilities><Handler>1;</Handler></Tool>',
+        ),
         "UNKNOWN_EXTENSION",
     )
     two = doc(COUNT, '<Tool name="t"><Capabilities /><Capabilities /><Handler>1;</Handler></Tool>')
@@ -395,9 +408,16 @@ def test_scope_errors() -> None:
 
 
 def test_bind_rules() -> None:
-    data = COUNT + '<State name="name" type="string" /><State name="on" type="boolean" /><Computed name="c" value="1" />'
-    panel = parse_nxml(doc(data, view='<Input bind="$state.name" /><Input bind="{$state.count}" inputType="number" />'
-                           '<Switch bind="$state.on" label="On" />'))
+    data = (
+        COUNT + '<State name="name" type="string" /><State name="on" type="boolean" /><Computed name="c" value="1" />'
+    )
+    panel = parse_nxml(
+        doc(
+            data,
+            view='<Input bind="$state.name" /><Input bind="{$state.count}" inputType="number" />'
+            '<Switch bind="$state.on" label="On" />',
+        )
+    )
     assert panel.bound_keys() == {"name": "string", "count": "number", "on": "boolean"}
     assert only(doc(data, view='<Input bind="$state.nope" />'), "UNKNOWN_BIND")
     assert only(doc(data, view='<Input bind="name" />'), "UNKNOWN_BIND")
@@ -422,7 +442,7 @@ def test_component_attribute_kinds() -> None:
         INC,
         '<If condition="{$state.count > 0 &amp;&amp; !($state.count === 3)}"><Text content="x" /></If>'
         '<If condition="true"><Text>Count is {$state.count}</Text></If>'
-        '<StatusBadge label="s" status="{$state.count ? \'success\' : \'error\'}" />'
+        "<StatusBadge label=\"s\" status=\"{$state.count ? 'success' : 'error'}\" />"
         '<Button label="go" trigger="inc" disabled="{$state.count >= 10}" args="{ {by: [1, 2], n: null} }" />'
         '<Container title="T" variant="card"><Chart type="bar" data="{$state.count}" height="200" /></Container>',
     )
@@ -496,3 +516,29 @@ def test_size_limit_boundary() -> None:
     assert only(head + "x" * (filler + 1) + tail, "TOO_LARGE")
     # the limit counts bytes: two-byte characters hit it at half the length
     assert only(head + "é" * (filler // 2 + 1) + tail, "TOO_LARGE")
+
+
+# ----------------------------------------------------------------------------- bounds and last resort
+
+
+def test_error_list_is_bounded() -> None:
+    view = '<Text bad="1" content="x" />' * 800
+    found = errors_of(doc(view=view))
+    assert len(found) == 501
+    assert found[-1].code == "TOO_MANY_ERRORS"
+    assert {error.code for error in found[:-1]} == {"UNKNOWN_ATTRIBUTE"}
+
+
+def test_errors_per_attribute_value_are_bounded() -> None:
+    found = errors_of(doc(view='<Text content="' + "{x}" * 5000 + '" />'))
+    assert [error.code for error in found] == ["INVALID_EXPRESSION"] * 10
+
+
+def test_an_internal_bug_still_surfaces_as_a_validation_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workspaces.nxml import validator
+
+    def explode(self: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(validator.Validator, "build", explode)
+    assert only(doc(COUNT, INC), "INTERNAL_ERROR")

@@ -48,7 +48,7 @@ def test_nexus_warmup_fills_the_cache_and_reports_the_time(tmp_path: Path) -> No
     assert "compiled" in cold.stdout and " ms" in cold.stdout
     assert any((tmp_path / "cache").iterdir())
     warm = manage("nexus_warmup", env=env)
-    assert "from cache" in warm.stdout
+    assert "loaded from cache" in warm.stdout
 
 
 def _panel(workspace: Workspace, panel_id: str, status: str, age_days: int) -> Panel:

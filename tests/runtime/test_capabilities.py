@@ -194,8 +194,10 @@ t.done = !t.done;
         ("$state.a.b.c.sort();", ["state:read:a", "state:write:a"]),
         (TODO_TOGGLE, ["state:read:todos", "state:write:todos"]),
         ("const list = $state.items; list.push(1);", ["state:read:items", "state:write:items"]),
-        ("let x = $state.flag ? $state.a : $state.b;", ["state:read:a", "state:read:b", "state:read:flag",
-                                                       "state:write:a", "state:write:b"]),
+        (
+            "let x = $state.flag ? $state.a : $state.b;",
+            ["state:read:a", "state:read:b", "state:read:flag", "state:write:a", "state:write:b"],
+        ),
         ("for (const t of $state.todos) t.done = true;", ["state:read:todos", "state:write:todos"]),
         ("const { a } = $state.obj;", ["state:read:obj", "state:write:obj"]),
         ("[$state.a, $state.b] = [1, 2];", ["state:write:a", "state:write:b"]),
@@ -248,7 +250,17 @@ def test_inferred_toggle_allows_what_the_handler_does() -> None:
 
 @pytest.mark.parametrize(
     "garbage",
-    ["}}}{{{ $state.x = ", "\x00\x01\x02", "\ud800 $state.a = 1", "((((((((((" * 500, "/*", "`${", None, 42, b"$state.a=1"],
+    [
+        "}}}{{{ $state.x = ",
+        "\x00\x01\x02",
+        "\ud800 $state.a = 1",
+        "((((((((((" * 500,
+        "/*",
+        "`${",
+        None,
+        42,
+        b"$state.a=1",
+    ],
 )
 def test_inference_never_raises(garbage: object) -> None:
     result = infer_capabilities(garbage)  # type: ignore[arg-type]
@@ -268,8 +280,33 @@ def test_inference_property_never_raises(code: str) -> None:
 @given(
     st.lists(
         st.sampled_from(
-            ["$state", ".", "count", "[", "]", "(", ")", "=", "++", "push", "$emit", "'x'", "$view",
-             "$ext", "http", ";", "{", "}", "const", "t", "await", "delete", ",", "=>", "\n"]
+            [
+                "$state",
+                ".",
+                "count",
+                "[",
+                "]",
+                "(",
+                ")",
+                "=",
+                "++",
+                "push",
+                "$emit",
+                "'x'",
+                "$view",
+                "$ext",
+                "http",
+                ";",
+                "{",
+                "}",
+                "const",
+                "t",
+                "await",
+                "delete",
+                ",",
+                "=>",
+                "\n",
+            ]
         ),
         max_size=60,
     )

@@ -11,6 +11,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from nexus.errors import error_body
+from runtime import metrics
 from workspaces.access import AccessDenied
 
 STATUS_CODES = {
@@ -29,6 +30,9 @@ STATUS_CODES = {
     "RUNTIME_BUSY": 503,
     "UNAVAILABLE": 503,
 }
+
+
+KNOWN_CODES = frozenset(STATUS_CODES) | {"THROTTLED"}
 
 
 class APIError(exceptions.APIException):
@@ -87,6 +91,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         status_code, code, message, details = _translate(exc)
     except Exception:
         return None
+    metrics.ERRORS_TOTAL.labels(code if code in KNOWN_CODES else "OTHER").inc()
     response = Response(error_body(code, message, details), status=status_code)
     if status_code == status.HTTP_401_UNAUTHORIZED:
         response["WWW-Authenticate"] = 'Bearer realm="nexus"'

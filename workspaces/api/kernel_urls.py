@@ -1,24 +1,32 @@
 """Kernel-compatible panel routes at the site root; the workspace comes from the token.
 
-Paths take no trailing slash, as the original kernel's did; one is accepted all the same.
+Paths take no trailing slash, as the original kernel's did; the same path with a slash is
+accepted too (served by an undocumented twin so the schema lists each route once).
 """
 
-from django.urls import re_path
+from typing import Any
+
+from django.urls import URLPattern, path
 
 from workspaces.api import views
 
 app_name = "kernel"
 
-panels = views.KernelPanelViewSet.as_view({"get": "list", "post": "create"})
-panel = views.KernelPanelViewSet.as_view({"get": "retrieve", "delete": "destroy"})
-state = views.KernelPanelViewSet.as_view({"get": "state"})
-trigger = views.KernelPanelViewSet.as_view({"post": "run_tool"})
 
-PANEL_ID = r"(?P<panel_id>[^/]+)"
+def routes(viewset: Any, suffix: str, name_suffix: str) -> list[URLPattern]:
+    return [
+        path(f"panels{suffix}", viewset.as_view({"get": "list", "post": "create"}),
+             name=f"panels{name_suffix}"),
+        path(f"panels/<str:panel_id>{suffix}", viewset.as_view({"get": "retrieve", "delete": "destroy"}),
+             name=f"panel{name_suffix}"),
+        path(f"panels/<str:panel_id>/state{suffix}", viewset.as_view({"get": "state"}),
+             name=f"panel-state{name_suffix}"),
+        path(f"panels/<str:panel_id>/trigger/<str:tool>{suffix}", viewset.as_view({"post": "run_tool"}),
+             name=f"panel-trigger{name_suffix}"),
+    ]
+
 
 urlpatterns = [
-    re_path(r"^panels/?$", panels, name="panels"),
-    re_path(rf"^panels/{PANEL_ID}/?$", panel, name="panel"),
-    re_path(rf"^panels/{PANEL_ID}/state/?$", state, name="panel-state"),
-    re_path(rf"^panels/{PANEL_ID}/trigger/(?P<tool>[^/]+)/?$", trigger, name="panel-trigger"),
+    *routes(views.KernelPanelViewSet, "", ""),
+    *routes(views.KernelPanelSlashViewSet, "/", "-slash"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework_simplejwt.serializers import TokenObtainSerializer, TokenRefreshSerializer
 
@@ -14,6 +15,9 @@ from workspaces.services import presence
 from workspaces.services.tokens import TokenRequestError, mint_pair
 
 PERMISSION_CHOICES = sorted(ALL_PERMISSIONS)
+MAX_PANELS_CEILING = 100_000
+CREATE_STATUSES = ("ok", "error")
+RESULT_STATUSES = ("success", "error")
 
 # ---------------------------------------------------------------- errors
 
@@ -89,18 +93,22 @@ class TokenRefreshRequestSerializer(TokenRefreshSerializer):
 # ---------------------------------------------------------------- workspaces and members
 
 
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_PANELS_CEILING, "nullable": True})
 class MaxPanelsField(serializers.IntegerField):
     """Reads as the effective limit; written as an override (null: back to MAX_PANELS)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(source="*", min_value=1, max_value=100_000, allow_null=True, required=False,
+        super().__init__(source="*", allow_null=True, required=False,
                          help_text="Panels allowed in the workspace; null restores the server default.", **kwargs)
 
     def to_representation(self, value: Any) -> int:
         return int(value.panel_limit)
 
     def to_internal_value(self, data: Any) -> dict[str, int]:
-        return {"max_panels": super().to_internal_value(data)}
+        number = int(super().to_internal_value(data))
+        if not 1 <= number <= MAX_PANELS_CEILING:
+            raise serializers.ValidationError(f"Must be between 1 and {MAX_PANELS_CEILING}.")
+        return {"max_panels": number}
 
     def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
         if data is None:
@@ -160,12 +168,24 @@ class MemberUpdateSerializer(serializers.Serializer):
 # ---------------------------------------------------------------- panels
 
 
+class SourceField(serializers.CharField):
+    """NXML text, kept exactly as sent; numbers and other JSON types are refused, not coerced."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(trim_whitespace=False, help_text="The NXML document.", **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
 class PanelCreateSerializer(serializers.Serializer):
     id = serializers.RegexField(
         PANEL_ID_PATTERN, required=False, allow_null=True,
         help_text="Panel id ([A-Za-z0-9_-]{1,64}); generated when absent.",
     )
-    source = serializers.CharField(trim_whitespace=False, help_text="The NXML document.")
+    source = SourceField()
     extensions = serializers.DictField(
         child=serializers.DictField(), required=False, allow_null=True,
         help_text='Per-alias extension configuration, e.g. {"http": {"baseURL": "https://…"}}.',
@@ -173,7 +193,7 @@ class PanelCreateSerializer(serializers.Serializer):
 
 
 class PanelCreatedSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["ok", "error"], help_text="error: the mount handler failed.")
+    status = serializers.ChoiceField(choices=CREATE_STATUSES, help_text="error: the mount handler failed.")
     panelId = serializers.CharField()
     websocket = serializers.CharField(help_text="WebSocket URL of the panel.")
     initialState = serializers.JSONField()
@@ -182,7 +202,7 @@ class PanelCreatedSerializer(serializers.Serializer):
 
 
 class ValidateRequestSerializer(serializers.Serializer):
-    source = serializers.CharField(trim_whitespace=False, help_text="The NXML document.")
+    source = SourceField()
 
 
 class ValidateResultSerializer(serializers.Serializer):
@@ -232,6 +252,7 @@ class PanelDetailSerializer(PanelSummarySerializer):
 
         return definition_of(panel)
 
+    @extend_schema_field(ToolSerializer(many=True))
     def get_tools(self, panel: Panel) -> list[dict[str, Any]]:
         return [
             {"name": tool.name, "description": tool.description, "argsSchema": tool.args_schema()}
@@ -273,7 +294,7 @@ class ViewCommandSerializer(serializers.Serializer):
 
 
 class ToolResultSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["success", "error"])
+    status = serializers.ChoiceField(choices=RESULT_STATUSES)
     mutations = MutationSerializer(many=True)
     events = EventSerializer(many=True)
     viewCommands = ViewCommandSerializer(many=True)

@@ -272,40 +272,6 @@ class MemberViewSet(NexusViewSet):
 # ---------------------------------------------------------------- panels
 
 
-@extend_schema_view(
-    list=extend_schema(summary="Panels of the workspace",
-                       responses={200: PanelListSerializer, **schema.errors(401, 403, 404)}),
-    create=extend_schema(
-        summary="Create a panel",
-        description=(
-            "Validates the NXML, stores the panel and runs its `mount` handler. A failing mount "
-            "still answers 201, with `status: error` and the handler's `error`; the panel is kept "
-            "with status `error`."
-        ),
-        request=PanelCreateSerializer,
-        responses={201: PanelCreatedSerializer, **schema.errors(400, 401, 403, 404, 409, 413, 429, 503)},
-    ),
-    validate=extend_schema(
-        summary="Validate NXML without storing anything",
-        request=ValidateRequestSerializer,
-        responses={200: ValidateResultSerializer, **schema.errors(400, 401, 403, 404, 413)},
-    ),
-    retrieve=extend_schema(summary="One panel: state, tools with their args schema, view tree",
-                           responses={200: PanelDetailSerializer, **schema.errors(401, 403, 404)}),
-    state=extend_schema(summary="The panel's committed state",
-                        responses={200: PanelStateSerializer, **schema.errors(401, 403, 404)}),
-    run_tool=extend_schema(
-        summary="Run a tool",
-        description=(
-            "Runs the tool's handler to its end (waiting on extension calls). A handler that fails "
-            "is not an HTTP error: the answer is 200 with `status: error`."
-        ),
-        request=ToolRunSerializer,
-        responses={200: ToolResultSerializer, **schema.errors(400, 401, 403, 404, 413, 503)},
-    ),
-    destroy=extend_schema(summary="Run unmount, close the panel's sockets and delete it",
-                          responses={204: None, **schema.errors(401, 403, 404)}),
-)
 @extend_schema(tags=["panels"])
 class PanelViewSet(NexusViewSet):
     required_permissions = {
@@ -325,12 +291,24 @@ class PanelViewSet(NexusViewSet):
     def _panel(self, panel_id: str) -> Panel:
         return panel_service.get_panel(self.scoped_workspace(), panel_id)
 
+    @extend_schema(summary="Panels of the workspace",
+                   responses={200: PanelListSerializer, **schema.errors(401, 403, 404)})
     def list(self, request: Request, **kwargs: Any) -> Response:
         workspace = self.scoped_workspace()
         panels = Panel.objects.filter(workspace=workspace).select_related("workspace").order_by("panel_id")
         summaries = PanelSummarySerializer(panels, many=True).data
         return Response({"panels": summaries, "totalPanels": len(summaries), "maxPanels": workspace.panel_limit})
 
+    @extend_schema(
+        summary="Create a panel",
+        description=(
+            "Validates the NXML, stores the panel and runs its `mount` handler. A failing mount "
+            "still answers 201, with `status: error` and the handler's `error`; the panel is kept "
+            "with status `error`."
+        ),
+        request=PanelCreateSerializer,
+        responses={201: PanelCreatedSerializer, **schema.errors(400, 401, 403, 404, 409, 413, 429, 503)},
+    )
     def create(self, request: Request, **kwargs: Any) -> Response:
         body = PanelCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -351,19 +329,38 @@ class PanelViewSet(NexusViewSet):
             created["error"] = outcome.error
         return Response(created, status=status.HTTP_201_CREATED)
 
+    @extend_schema(
+        summary="Validate NXML without storing anything",
+        description="Always 200 for a well-formed request; `valid` tells whether the NXML is accepted.",
+        request=ValidateRequestSerializer,
+        responses={200: ValidateResultSerializer, **schema.errors(400, 401, 403, 404, 413)},
+    )
     def validate(self, request: Request, **kwargs: Any) -> Response:
         body = ValidateRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         errors = panel_service.validate_source(body.validated_data["source"])
         return Response({"valid": not errors, "errors": errors})
 
+    @extend_schema(summary="One panel: state, tools with their args schema, view tree",
+                   responses={200: PanelDetailSerializer, **schema.errors(401, 403, 404)})
     def retrieve(self, request: Request, panel_id: str, **kwargs: Any) -> Response:
         return Response(PanelDetailSerializer(self._panel(panel_id)).data)
 
+    @extend_schema(summary="The panel's committed state",
+                   responses={200: PanelStateSerializer, **schema.errors(401, 403, 404)})
     def state(self, request: Request, panel_id: str, **kwargs: Any) -> Response:
         panel = self._panel(panel_id)
         return Response({"panelId": panel.panel_id, "state": panel.state, "stateVersion": panel.state_version})
 
+    @extend_schema(
+        summary="Run a tool",
+        description=(
+            "Runs the tool's handler to its end (waiting on extension calls). A handler that fails "
+            "is not an HTTP error: the answer is 200 with `status: error`."
+        ),
+        request=ToolRunSerializer,
+        responses={200: ToolResultSerializer, **schema.errors(400, 401, 403, 404, 413, 503)},
+    )
     def run_tool(self, request: Request, panel_id: str, tool: str, **kwargs: Any) -> Response:
         body = ToolRunSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -374,6 +371,8 @@ class PanelViewSet(NexusViewSet):
         )
         return Response(outcome.body())
 
+    @extend_schema(summary="Run unmount, close the panel's sockets and delete it",
+                   responses={204: None, **schema.errors(401, 403, 404)})
     def destroy(self, request: Request, panel_id: str, **kwargs: Any) -> Response:
         run_service(panel_service.delete_panel, self._panel(panel_id), self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -395,6 +394,11 @@ class KernelPanelViewSet(PanelViewSet):
     def websocket_url(self, panel: Panel) -> str:
         scheme = "wss" if self.request.is_secure() else "ws"
         return f"{scheme}://{self.request.get_host()}/panels/{panel.panel_id}/ws"
+
+
+@extend_schema(exclude=True)
+class KernelPanelSlashViewSet(KernelPanelViewSet):
+    """The kernel routes spelled with a trailing slash; left out of the schema as a duplicate."""
 
 
 # ---------------------------------------------------------------- JSON 404 and 500

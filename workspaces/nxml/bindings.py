@@ -14,6 +14,7 @@ An attribute value is a literal (no braces), a binding (the whole value is one
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -390,21 +391,24 @@ def has_expressions(value: str) -> bool:
     return "{" in value
 
 
-def expressions_of(value: str) -> list[tuple[Expression | ExpressionError, int]]:
+def iter_expressions(value: str) -> Iterator[tuple[Expression | ExpressionError, int]]:
     """Every expression in an attribute value, each with the offset of its text in the value.
 
-    Errors are returned (not raised) so that a caller can report all of them.
+    Errors are yielded (not raised) so that a caller can report all of them, or stop early.
     """
     try:
         segments = split_template(value)
     except ExpressionError as error:
-        return [(error, 0)]
-    found: list[tuple[Expression | ExpressionError, int]] = []
+        yield error, 0
+        return
     for segment in segments:
         if not segment.is_expression:
             continue
         try:
-            found.append((parse_expression(segment.text), segment.offset))
+            yield parse_expression(segment.text), segment.offset
         except ExpressionError as error:
-            found.append((error, segment.offset))
-    return found
+            yield error, segment.offset
+
+
+def expressions_of(value: str) -> list[tuple[Expression | ExpressionError, int]]:
+    return list(iter_expressions(value))

@@ -46,6 +46,9 @@ UNKNOWN_STATE_KEY = "UNKNOWN_STATE_KEY"  # an expression reading a key that is n
 SCOPE_OUTSIDE_ITERATE = "SCOPE_OUTSIDE_ITERATE"  # $scope.x without an enclosing <Iterate as="x">
 INVALID_EXPRESSION = "INVALID_EXPRESSION"  # a binding expression that does not parse or calls a function
 
+# More problems than MAX_ERRORS: the list stops there, with this one at the end.
+TOO_MANY_ERRORS = "TOO_MANY_ERRORS"
+
 # Last resort, so that nothing but NXMLValidationError ever leaves the parser.
 INTERNAL_ERROR = "INTERNAL_ERROR"
 

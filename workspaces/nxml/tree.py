@@ -167,10 +167,13 @@ class ViewNode:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        node = self.render()
-        node["children"] = [child.to_dict() for child in self.children]
-        node["line"], node["column"] = self.line, self.column
-        return node
+        return {
+            "type": self.type,
+            "props": dict(self.props),
+            "children": [child.to_dict() for child in self.children],
+            "line": self.line,
+            "column": self.column,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ViewNode:

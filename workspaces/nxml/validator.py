@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -14,9 +15,9 @@ from . import errors as codes
 from .bindings import (
     Expression,
     ExpressionError,
-    expressions_of,
     has_expressions,
     is_binding,
+    iter_expressions,
     parse_expression,
 )
 from .errors import NXMLError
@@ -51,6 +52,8 @@ from .xmlreader import RawElement, SourceMap, value_position
 
 _NUMBER = re.compile(r"^\s*-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*$")
 _BOOLEANS = {"true": True, "false": False}
+MAX_ERRORS = 500
+MAX_ERRORS_PER_VALUE = 10
 _BIND_TYPES = {"Input": ("string", "number"), "Switch": ("boolean",)}
 
 
@@ -100,6 +103,10 @@ class Validator:
 
     # ------------------------------------------------------------------ reporting
     def report(self, code: str, message: str, at: tuple[int, int]) -> None:
+        if len(self.errors) > MAX_ERRORS:
+            return
+        if len(self.errors) == MAX_ERRORS:
+            code, message = codes.TOO_MANY_ERRORS, f"more than {MAX_ERRORS} errors; the rest are not listed"
         self.errors.append(NXMLError(code, message, max(at[0], 1), max(at[1], 1)))
 
     def at_element(self, element: RawElement) -> tuple[int, int]:
@@ -330,14 +337,10 @@ class Validator:
         for element in children:
             if element.tag == "Tool":
                 tool = self.build_tool(element)
-                if tool is not None and tool.name in self.tool_names and self.tool(definition, tool.name) is None:
+                if tool is not None and tool.name in self.tool_names and definition.tool(tool.name) is None:
                     definition.tools.append(tool)
             elif element.tag == "Lifecycle":
                 self.build_lifecycle(element, definition)
-
-    @staticmethod
-    def tool(definition: PanelDefinition, name: str) -> ToolDef | None:
-        return definition.tool(name)
 
     def build_extension(self, element: RawElement, definition: PanelDefinition) -> None:
         self.check_element(element)
@@ -526,7 +529,7 @@ class Validator:
 
     def check_text(self, element: RawElement, body: str, scope: tuple[str, ...]) -> None:
         chunk = next((chunk for chunk in element.chunks if chunk.text.strip()), None)
-        for found, _offset in expressions_of(body):
+        for found, _offset in itertools.islice(iter_expressions(body), MAX_ERRORS_PER_VALUE):
             at = (chunk.line, chunk.column) if chunk else self.at_element(element)
             if isinstance(found, ExpressionError):
                 self.report(codes.INVALID_EXPRESSION, f"in <{element.tag}> text: {found.message}", at)
@@ -628,7 +631,10 @@ class Validator:
 
     # ------------------------------------------------------------------ expressions
     def check_expressions(self, element: RawElement, name: str, value: str, scope: tuple[str, ...]) -> None:
-        for found, offset in expressions_of(value):
+        reported = len(self.errors)
+        for found, offset in iter_expressions(value):
+            if len(self.errors) - reported >= MAX_ERRORS_PER_VALUE:
+                return
             if isinstance(found, ExpressionError):
                 self.report(
                     codes.INVALID_EXPRESSION,

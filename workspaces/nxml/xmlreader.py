@@ -223,6 +223,8 @@ def value_position(source: SourceMap, span: AttributeSpan | None, index: int) ->
     if span is None:
         return None
     raw = span.raw_value
+    if "&" not in raw and "\r" not in raw:
+        return source.position(span.value_offset + min(index, len(raw)))
     raw_index = 0
     decoded = 0
     while raw_index < len(raw) and decoded < index:

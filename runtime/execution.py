@@ -1,0 +1,132 @@
+"""What a caller hands to the runtime (ExecutionContext) and what it gets back (ExecutionResult)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .capabilities import CapabilitySet
+
+SUCCESS = "success"
+ERROR = "error"
+SUSPENDED = "suspended"
+
+_CAPS_CACHE_SIZE = 512
+_caps_lock = threading.Lock()
+_caps_cache: dict[tuple[str, ...], CapabilitySet] = {}
+
+
+def capability_set(tokens: tuple[str, ...]) -> CapabilitySet:
+    """Parsed capability sets, shared between contexts that carry the same tokens."""
+    caps = _caps_cache.get(tokens)
+    if caps is None:
+        caps = CapabilitySet(tokens)
+        with _caps_lock:
+            if len(_caps_cache) >= _CAPS_CACHE_SIZE:
+                _caps_cache.clear()
+            _caps_cache[tokens] = caps
+    return caps
+
+
+@dataclass(slots=True)
+class ExecutionContext:
+    """Everything one handler execution may see and do.
+
+    ``capabilities`` are the tokens of SPEC §2 (``state:read:KEY`` ...); ``extensions``
+    maps each alias reachable as ``$ext.<alias>`` to the method names it offers.
+    Malformed tokens raise ValueError here, before anything runs.
+    """
+
+    panel_id: str
+    handler_name: str
+    state: Mapping[str, Any]
+    args: Mapping[str, Any]
+    capabilities: Iterable[str]
+    scope: Mapping[str, Any] | None = None
+    extensions: Mapping[str, Iterable[str]] | None = None
+    capability_set: CapabilitySet = field(init=False, repr=False, compare=False)
+    extension_methods: dict[str, list[str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.panel_id, str) or not self.panel_id:
+            raise TypeError("panel_id must be a non-empty string")
+        if not isinstance(self.handler_name, str):
+            raise TypeError("handler_name must be a string")
+        if not isinstance(self.state, Mapping):
+            raise TypeError("state must be a mapping of key to JSON value")
+        if not isinstance(self.args, Mapping):
+            raise TypeError("args must be a mapping of name to JSON value")
+        if self.scope is not None and not isinstance(self.scope, Mapping):
+            raise TypeError("scope must be a mapping or None")
+        if isinstance(self.capabilities, str) or not isinstance(self.capabilities, Iterable):
+            raise TypeError("capabilities must be a list of capability tokens")
+        tokens = tuple(self.capabilities)
+        for token in tokens:
+            if not isinstance(token, str):
+                raise TypeError(f"capability tokens are strings, got {token!r}")
+        self.capabilities = list(tokens)
+        self.capability_set = capability_set(tokens)
+        self.extension_methods = _extension_methods(self.extensions)
+
+
+def _extension_methods(extensions: Mapping[str, Iterable[str]] | None) -> dict[str, list[str]]:
+    if extensions is None:
+        return {}
+    if not isinstance(extensions, Mapping):
+        raise TypeError("extensions must map an alias to its method names")
+    methods: dict[str, list[str]] = {}
+    for alias, names in extensions.items():
+        if not isinstance(alias, str) or not alias:
+            raise TypeError("extension aliases are non-empty strings")
+        if isinstance(names, str) or not isinstance(names, Iterable):
+            raise TypeError(f"extensions[{alias!r}] must be a list of method names")
+        listed = list(names)
+        if not all(isinstance(name, str) and name for name in listed):
+            raise TypeError(f"extensions[{alias!r}] must hold non-empty method names")
+        methods[alias] = listed
+    return methods
+
+
+def _no_metrics() -> dict[str, Any]:
+    return {"duration_us": 0, "memory_used_bytes": 0, "memory_peak_bytes": 0, "host_calls": 0, "cache_hit": False}
+
+
+@dataclass(slots=True)
+class ExecutionResult:
+    """The outcome of one execution segment (a start or a resume).
+
+    ``status`` is "success", "error" or "suspended". A suspended result carries
+    ``suspension = {"suspension_id", "extension", "method", "args"}`` and the mutations,
+    events and view commands made before the suspension. An error result carries
+    ``error = {"code", "message", "stack"?, "location"?, "snippet"?}`` and nothing the
+    segment changed.
+    """
+
+    status: str
+    return_value: Any = None
+    state_mutations: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    view_commands: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    suspension: dict[str, Any] | None = None
+    metrics: dict[str, Any] = field(default_factory=_no_metrics)
+    logs: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == SUCCESS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "return_value": self.return_value,
+            "state_mutations": self.state_mutations,
+            "events": self.events,
+            "view_commands": self.view_commands,
+            "error": self.error,
+            "suspension": self.suspension,
+            "metrics": self.metrics,
+            "logs": self.logs,
+        }

@@ -1,0 +1,759 @@
+// Nexus guest glue. The host evaluates this script once per sandbox instance,
+// before any handler code exists, and keeps the object it returns: the only
+// way into the glue. Nothing of it is reachable from handler code.
+//
+// Protocol: one JSON string in, one JSON array out per call (see sandbox.py).
+//   run(request)   start a handler: answers OK, ERR or PENDING
+//   poll()         after the host drained the job queue: OK, ERR or SUSPENDED
+//   resume(reply)  settle the extension call the handler waits for: PENDING
+//   cancel()       forget the execution in progress
+// JSON in QuickJS is slow next to the handlers themselves, so requests and
+// answers are positional arrays, capability sets and compiled handlers are
+// cached in numbered slots, and answers are assembled by hand.
+// The host re-checks every mutation, event, view command and extension call
+// it receives: the checks below give handlers errors at the right line, they
+// are not the security boundary.
+(function () {
+  'use strict';
+
+  const G = globalThis;
+  const indirectEval = G.eval;
+  const jsonParse = JSON.parse;
+  const jsonStringify = JSON.stringify;
+  const apply = Reflect.apply;
+  const ownKeys = Reflect.ownKeys;
+  const freeze = Object.freeze;
+  const isFrozen = Object.isFrozen;
+  const hasOwn = Object.hasOwn;
+  const getPrototypeOf = Object.getPrototypeOf;
+  const setPrototypeOf = Object.setPrototypeOf;
+  const defineProperty = Object.defineProperty;
+  const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
+  const fnToString = Function.prototype.toString;
+  const promiseThen = Promise.prototype.then;
+  const NativeError = Error;
+  const NativeTypeError = TypeError;
+  const NativePromise = Promise;
+  const NativeProxy = Proxy;
+  const NativeMap = Map;
+  const NativeSet = Set;
+  const NativeWeakMap = WeakMap;
+  const imul = Math.imul;
+
+  const PARAMS = '$state, $args, $scope, $emit, $view, $ext, $log';
+  const LOG_LEVELS = ['debug', 'info', 'warn', 'error'];
+  const MAX_LOG_MESSAGE = 8192;
+
+  // ------------------------------------------------------------------ taming
+
+  // Math.random: the pristine memory image is shared by every instance, so the
+  // engine's own generator would replay one sequence everywhere. This one is
+  // reseeded by the host for each new instance (xoshiro128**).
+  let s0 = 0x9e3779b9 | 0, s1 = 0x243f6a88 | 0, s2 = 0xb7e15162 | 0, s3 = 0x71374491 | 0;
+  function next32() {
+    const result = imul(rotl(imul(s1, 5), 7), 9) >>> 0;
+    const t = s1 << 9;
+    s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t; s3 = rotl(s3, 11);
+    return result;
+  }
+  function rotl(x, k) { return (x << k) | (x >>> (32 - k)); }
+  function reseed(seed) {
+    s0 = seed[0] | 0; s1 = seed[1] | 0; s2 = seed[2] | 0; s3 = seed[3] | 0;
+    if ((s0 | s1 | s2 | s3) === 0) s0 = 1;
+  }
+  defineProperty(Math, 'random', {
+    value: function random() { return ((next32() >>> 5) * 67108864 + (next32() >>> 6)) / 9007199254740992; },
+    writable: true, enumerable: false, configurable: true,
+  });
+
+  // Code generation from strings: gone. eval is removed from the globals (the
+  // glue keeps its own reference to compile handlers); every Function
+  // constructor, reachable through `.constructor` of any function, throws.
+  function refuseCodeGeneration() {
+    throw new EvalError('code generation from strings is disabled in the sandbox');
+  }
+  for (const sample of [function () {}, async function () {}, function* () {}, async function* () {}]) {
+    const proto = getPrototypeOf(sample);
+    const tamed = function Function() { return refuseCodeGeneration(); };
+    defineProperty(tamed, 'prototype', { value: proto, writable: false, enumerable: false, configurable: false });
+    defineProperty(proto, 'constructor', { value: tamed, writable: false, enumerable: false, configurable: true });
+    if (proto === Function.prototype) {
+      defineProperty(G, 'Function', { value: tamed, writable: false, enumerable: false, configurable: false });
+    }
+  }
+  delete G.eval;
+  // Non-deterministic collection callbacks would run inside later executions.
+  delete G.WeakRef;
+  delete G.FinalizationRegistry;
+
+  // Freezing a prototype makes plain assignments of inherited names fail
+  // (`err.name = 'X'`, `obj.toString = f`). These accessors keep such
+  // assignments working on the instance while the intrinsic stays untouched.
+  function allowOverride(proto, name) {
+    const desc = getOwnPropertyDescriptor(proto, name);
+    if (desc === undefined || !hasOwn(desc, 'value')) return;
+    const value = desc.value;
+    defineProperty(proto, name, {
+      get: function () { return value; },
+      set: function (replacement) {
+        if (this === proto) throw new NativeTypeError('cannot assign to a frozen built-in: ' + String(name));
+        defineProperty(this, name, { value: replacement, writable: true, enumerable: true, configurable: true });
+      },
+      enumerable: desc.enumerable,
+      configurable: false,
+    });
+  }
+  for (const name of ['constructor', 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf',
+    'propertyIsEnumerable', 'toLocaleString']) allowOverride(Object.prototype, name);
+  for (const ctor of [Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError,
+    AggregateError, G.InternalError]) {
+    if (typeof ctor !== 'function') continue;
+    for (const name of ['constructor', 'name', 'message', 'toString']) allowOverride(ctor.prototype, name);
+  }
+  for (const name of ['constructor', 'toString']) {
+    allowOverride(Function.prototype, name);
+    allowOverride(Array.prototype, name);
+  }
+
+  // Deep-freeze every intrinsic reachable from the globals and from syntax.
+  function harden(roots) {
+    const seen = new NativeSet();
+    const stack = roots.slice();
+    while (stack.length > 0) {
+      const value = stack.pop();
+      if (value === null || (typeof value !== 'object' && typeof value !== 'function')) continue;
+      if (seen.has(value)) continue;
+      seen.add(value);
+      freeze(value);
+      stack.push(getPrototypeOf(value));
+      for (const key of ownKeys(value)) {
+        const desc = getOwnPropertyDescriptor(value, key);
+        if (desc === undefined) continue;
+        if (hasOwn(desc, 'value')) stack.push(desc.value);
+        else { stack.push(desc.get); stack.push(desc.set); }
+      }
+    }
+  }
+  function* sampleGenerator() {}
+  async function* sampleAsyncGenerator() {}
+  const hidden = [
+    G,
+    sampleGenerator, sampleGenerator(), sampleAsyncGenerator, sampleAsyncGenerator(),
+    async function () {},
+    [][Symbol.iterator](), new NativeMap()[Symbol.iterator](), new NativeSet()[Symbol.iterator](),
+    ''[Symbol.iterator](), 'a'.matchAll(/a/g),
+    getPrototypeOf(Uint8Array),
+    getOwnPropertyDescriptor(Function.prototype, 'caller'),
+    new NativePromise(function () {}),
+  ];
+  if (typeof G.Iterator === 'function') {
+    hidden.push(G.Iterator.from([]).map(function (x) { return x; }));
+    hidden.push(G.Iterator.from({ next: function () { return { done: true }; } }));
+  }
+  const pieces = [];
+  for (const item of hidden) {
+    if (item !== null && typeof item === 'object' && !isFrozen(item) && hasOwn(item, 'get')) {
+      pieces.push(item.get); pieces.push(item.set);
+    } else {
+      pieces.push(item);
+    }
+  }
+  harden(pieces);
+
+  // ------------------------------------------------------------------ encoding
+
+  const OK = 0, ERR = 1, SUSPENDED = 2;
+  const PENDING_ANSWER = '[3]';
+  // Positions of the per-function call counters in answers.
+  const CALL_SLOTS = { emit: 0, log: 1, ext: 2, 'view.setFilter': 3, 'view.scrollTo': 4, 'view.focus': 5 };
+
+  // JSON text of a value; a snapshot for objects. Throws for what JSON cannot hold.
+  function enc(value, what) {
+    switch (typeof value) {
+      case 'number':
+        return (value === value && value !== Infinity && value !== -Infinity) ? '' + value : 'null';
+      case 'string':
+        return jsonStringify(value);
+      case 'boolean':
+        return value ? 'true' : 'false';
+      case 'undefined':
+        return 'null';
+      case 'object': {
+        if (value === null) return 'null';
+        let text;
+        try {
+          text = jsonStringify(value);
+        } catch (e) {
+          throw new NativeTypeError(what + ' must be JSON-serializable (' + safeString(e && e.message) + ')');
+        }
+        return text === undefined ? 'null' : text;
+      }
+      default:
+        throw new NativeTypeError(what + ' cannot be a ' + typeof value + '; only JSON data crosses the sandbox');
+    }
+  }
+
+  // ------------------------------------------------------------------ errors
+
+  const glueErrors = new NativeWeakMap();   // error thrown by the glue -> {code, resource}
+
+  function raise(code, message, resource) {
+    const error = new NativeError(message);
+    glueErrors.set(error, { code: code, resource: resource });
+    // Limits and permission failures stick: catching them does not turn the
+    // execution into a success.
+    if (rec.open && rec.sticky === null) {
+      rec.sticky = { code: code, message: message, stack: error.stack, resource: resource };
+    }
+    throw error;
+  }
+
+  function safeString(value) {
+    try {
+      if (typeof value === 'string') return value;
+      if (value !== null && typeof value === 'object') {
+        const text = jsonStringify(value);
+        if (typeof text === 'string') return text;
+      }
+      return String(value);
+    } catch (e) {
+      return '[unprintable value]';
+    }
+  }
+
+  function describe(thrown) {
+    const known = glueErrors.get(thrown);
+    if (known !== undefined) {
+      return { code: known.code, message: safeString(thrown.message), stack: safeString(thrown.stack), resource: known.resource };
+    }
+    if (thrown instanceof NativeError) {
+      let name = 'Error', message = '', stack;
+      try { name = String(thrown.name); } catch (e) { /* keep default */ }
+      try { message = String(thrown.message); } catch (e) { /* keep default */ }
+      try { if (typeof thrown.stack === 'string') stack = thrown.stack; } catch (e) { /* none */ }
+      return { code: classify(name, message), message: name + ': ' + message, stack: stack };
+    }
+    return { code: 'EXECUTION_ERROR', message: 'Uncaught ' + safeString(thrown) };
+  }
+
+  function classify(name, message) {
+    if (name === 'InternalError') {
+      if (message === 'out of memory' || message === 'string too long') return 'MEMORY_LIMIT';
+      if (message === 'stack overflow') return 'RESOURCE_LIMIT';
+      if (message === 'interrupted') return 'TIMEOUT';
+    }
+    if (name === 'RangeError' && message === 'Maximum call stack size exceeded') return 'RESOURCE_LIMIT';
+    return 'EXECUTION_ERROR';
+  }
+
+  function allowed(patterns, name) {
+    for (let i = 0; i < patterns.length; i++) {
+      const p = patterns[i];
+      if (p === '*' || p === name) return true;
+      const last = p.length - 1;
+      if (p.charCodeAt(last) === 42 && name.length >= last && name.startsWith(p.slice(0, last))) return true;
+    }
+    return false;
+  }
+
+  // ------------------------------------------------------------------ the execution record
+
+  // One record per instance, reused: an instance runs one execution at a time.
+  // `work` is the state object of the execution in progress; a $state proxy
+  // whose target is not the current `work` belongs to a finished execution.
+  const rec = {
+    open: false,
+    work: null,
+    caps: null,        // {r, w, e, v, x, xm, lm}
+    orig: null,        // key -> JSON at first read (objects only), or null
+    direct: null,      // keys written directly, or null
+    muts: [],
+    events: [],
+    views: [],
+    logs: [],
+    calls: 0,
+    fnCalls: [0, 0, 0, 0, 0, 0],
+    mutCount: 0,
+    eventCount: 0,
+    size: 0,
+    sticky: null,
+    extQueue: [],
+    nextExt: 1,
+    inflight: null,
+    settled: 0,
+    outcome: undefined,
+  };
+
+  function begin(work, caps) {
+    rec.open = true;
+    rec.work = work;
+    rec.caps = caps;
+    rec.orig = null;
+    rec.direct = null;
+    rec.muts = [];
+    rec.events = [];
+    rec.views = [];
+    rec.logs = [];
+    rec.calls = 0;
+    rec.fnCalls = [0, 0, 0, 0, 0, 0];
+    rec.mutCount = 0;
+    rec.eventCount = 0;
+    rec.size = 0;
+    rec.sticky = null;
+    rec.extQueue = [];
+    rec.nextExt = 1;
+    rec.inflight = null;
+    rec.settled = 0;
+    rec.outcome = undefined;
+  }
+
+  function close() {
+    rec.open = false;
+    rec.work = null;
+    rec.extQueue = [];
+    rec.inflight = null;
+    rec.outcome = undefined;
+  }
+
+  function live() {
+    if (!rec.open) throw new NativeError('the sandbox API is only usable while its handler runs');
+  }
+
+  function countCall(fn) {
+    rec.calls += 1;
+    rec.fnCalls[CALL_SLOTS[fn]] += 1;
+    if (rec.calls > rec.caps.lm[0]) raise('RESOURCE_LIMIT', 'more than ' + rec.caps.lm[0] + ' sandbox API calls', undefined);
+  }
+
+  function account(length) {
+    rec.size += length;
+    if (rec.size > rec.caps.lm[3]) {
+      raise('RESOURCE_LIMIT', 'the result would be larger than ' + rec.caps.lm[3] + ' bytes', undefined);
+    }
+  }
+
+  // ------------------------------------------------------------------ $state
+
+  function snapshotRead(key, value) {
+    if (value !== null && typeof value === 'object') {
+      if (rec.direct !== null && rec.direct.has(key)) return;
+      if (rec.orig === null) rec.orig = new NativeMap();
+      if (!rec.orig.has(key)) rec.orig.set(key, enc(value, '$state.' + key));
+    }
+  }
+
+  function writeKey(key, value, op) {
+    if (!allowed(rec.caps.w, key)) {
+      raise('PERMISSION_DENIED', (op === 'delete' ? 'deleting' : 'writing') + ' $state.' + key +
+        ' needs the capability state:write:' + key, 'state:write:' + key);
+    }
+    if (key === '__proto__') throw new NativeTypeError('"__proto__" is not a valid state key');
+    if (op === 'set') {
+      const type = typeof value;
+      if (type === 'function' || type === 'symbol' || type === 'bigint') {
+        throw new NativeTypeError('$state.' + key + ' cannot hold a ' + type + '; state values are JSON data');
+      }
+    }
+    rec.mutCount += 1;
+    if (rec.mutCount > rec.caps.lm[1]) raise('RESOURCE_LIMIT', 'more than ' + rec.caps.lm[1] + ' state mutations', undefined);
+    if (rec.direct === null) rec.direct = new NativeSet();
+    rec.direct.add(key);
+    if (rec.orig !== null) rec.orig.delete(key);
+    const muts = rec.muts;
+    const last = muts.length > 0 ? muts[muts.length - 1] : null;
+    if (last !== null && last.k === key && op === 'set' && last.set) last.v = value;
+    else muts.push({ k: key, v: value, set: op === 'set', j: undefined });
+  }
+
+  function checkTarget(target) {
+    if (!rec.open || rec.work !== target) throw new NativeError('this $state belongs to a handler that has finished');
+  }
+
+  function stateKey(key) {
+    if (typeof key !== 'string') throw new NativeTypeError('$state keys are strings');
+    return key;
+  }
+
+  const stateTraps = freeze({
+    get(target, key) {
+      if (typeof key !== 'string') return undefined;
+      checkTarget(target);
+      if (!hasOwn(target, key)) return undefined;
+      const value = target[key];
+      if (value !== null && typeof value === 'object') snapshotRead(key, value);
+      return value;
+    },
+    set(target, key, value) {
+      checkTarget(target);
+      key = stateKey(key);
+      writeKey(key, value, 'set');
+      target[key] = value === undefined ? null : value;
+      return true;
+    },
+    deleteProperty(target, key) {
+      checkTarget(target);
+      key = stateKey(key);
+      writeKey(key, undefined, 'delete');
+      delete target[key];
+      return true;
+    },
+    defineProperty(target, key, desc) {
+      checkTarget(target);
+      key = stateKey(key);
+      if (!hasOwn(desc, 'value') || hasOwn(desc, 'get') || hasOwn(desc, 'set')) {
+        throw new NativeTypeError('$state only holds plain data properties');
+      }
+      writeKey(key, desc.value, 'set');
+      target[key] = desc.value === undefined ? null : desc.value;
+      return true;
+    },
+    has(target, key) {
+      checkTarget(target);
+      return typeof key === 'string' && hasOwn(target, key);
+    },
+    ownKeys(target) {
+      checkTarget(target);
+      return ownKeys(target);
+    },
+    getOwnPropertyDescriptor(target, key) {
+      checkTarget(target);
+      const desc = getOwnPropertyDescriptor(target, key);
+      if (desc !== undefined && typeof key === 'string') snapshotRead(key, desc.value);
+      return desc;
+    },
+    setPrototypeOf() { return false; },
+    preventExtensions() { return false; },
+  });
+
+  // Changes made through references ($state.items.push(x)) are found by
+  // comparing the serialized value with the one taken at the first read.
+  function commitNested() {
+    if (rec.orig === null) return;
+    for (const entry of rec.orig) {
+      const key = entry[0];
+      if (!hasOwn(rec.work, key)) continue;
+      const now = enc(rec.work[key], '$state.' + key);
+      if (now === entry[1]) continue;
+      if (!allowed(rec.caps.w, key)) {
+        if (rec.sticky === null) {
+          rec.sticky = {
+            code: 'PERMISSION_DENIED',
+            message: 'the handler changed the contents of $state.' + key + ' without the capability state:write:' + key,
+            resource: 'state:write:' + key,
+          };
+        }
+        return;
+      }
+      rec.mutCount += 1;
+      if (rec.mutCount > rec.caps.lm[1] && rec.sticky === null) {
+        rec.sticky = { code: 'RESOURCE_LIMIT', message: 'more than ' + rec.caps.lm[1] + ' state mutations' };
+        return;
+      }
+      rec.muts.push({ k: key, v: undefined, set: true, j: now });
+    }
+  }
+
+  function mutationsJson() {
+    const muts = rec.muts;
+    if (muts.length === 0) return '[]';
+    let out = '[';
+    for (let i = 0; i < muts.length; i++) {
+      const m = muts[i];
+      if (i > 0) out += ',';
+      if (m.set) out += '[' + jsonStringify(m.k) + ',' + (m.j !== undefined ? m.j : enc(m.v, '$state.' + m.k)) + ']';
+      else out += '[' + jsonStringify(m.k) + ']';
+    }
+    return out + ']';
+  }
+
+  // ------------------------------------------------------------------ $emit, $view, $log, $ext
+  // One set shared by every execution: they act on the execution in progress
+  // and refuse to work once it has finished.
+
+  function emit(name, payload) {
+    live();
+    countCall('emit');
+    if (typeof name !== 'string' || name.length === 0) throw new NativeTypeError('$emit needs an event name (a string)');
+    if (!allowed(rec.caps.e, name)) {
+      raise('PERMISSION_DENIED', 'emitting "' + name + '" needs the capability events:emit:' + name, 'events:emit:' + name);
+    }
+    rec.eventCount += 1;
+    if (rec.eventCount > rec.caps.lm[2]) raise('RESOURCE_LIMIT', 'more than ' + rec.caps.lm[2] + ' events', undefined);
+    const text = '[' + jsonStringify(name) + ',' + enc(payload, 'the payload of $emit') + ']';
+    account(text.length);
+    rec.events.push(text);
+  }
+
+  function viewCommand(type, id, argsJson) {
+    live();
+    countCall('view.' + type);
+    if (typeof id !== 'string' || id.length === 0) throw new NativeTypeError('$view.' + type + ' needs a component id (a string)');
+    if (!allowed(rec.caps.v, id)) {
+      raise('PERMISSION_DENIED', '$view.' + type + '("' + id + '") needs the capability view:update:' + id, 'view:update:' + id);
+    }
+    const text = '["' + type + '",' + jsonStringify(id) + ',' + argsJson + ']';
+    account(text.length);
+    rec.views.push(text);
+  }
+
+  const view = freeze({
+    setFilter: function setFilter(id, value) {
+      viewCommand('setFilter', id, '{"value":' + enc(value, 'the value of $view.setFilter') + '}');
+    },
+    scrollTo: function scrollTo(id, position) {
+      viewCommand('scrollTo', id, '{"position":' + enc(position, 'the position of $view.scrollTo') + '}');
+    },
+    focus: function focus(id) { viewCommand('focus', id, '{}'); },
+  });
+
+  function writeLog(level, parts) {
+    live();
+    countCall('log');
+    let message = '';
+    for (let i = 0; i < parts.length; i++) message += (i > 0 ? ' ' : '') + safeString(parts[i]);
+    if (message.length > MAX_LOG_MESSAGE) message = message.slice(0, MAX_LOG_MESSAGE) + '…';
+    const text = '["' + level + '",' + jsonStringify(message) + ']';
+    account(text.length);
+    rec.logs.push(text);
+  }
+
+  const log = function $log(...parts) { writeLog('info', parts); };
+  for (const level of LOG_LEVELS) {
+    defineProperty(log, level, { value: function (...parts) { writeLog(level, parts); }, enumerable: true });
+  }
+  freeze(log);
+
+  function extCall(alias, method, args) {
+    live();
+    countCall('ext');
+    if (!allowed(rec.caps.x, alias)) {
+      raise('PERMISSION_DENIED', '$ext.' + alias + ' needs the capability ext:' + alias, 'ext:' + alias);
+    }
+    const table = rec.caps.xm;
+    const methods = hasOwn(table, alias) ? table[alias] : null;
+    if (methods === null || methods.indexOf(method) < 0) {
+      throw new NativeTypeError('$ext.' + alias + '.' + method + ' is not an available extension method');
+    }
+    const argsJson = enc(args, 'the arguments of $ext.' + alias + '.' + method);
+    account(argsJson.length);
+    return new NativePromise(function (resolve, reject) {
+      rec.extQueue.push({ id: rec.nextExt++, alias: alias, method: method, args: argsJson, resolve: resolve, reject: reject });
+    });
+  }
+
+  const aliasTraps = freeze({
+    get(target, method) {
+      if (typeof method !== 'string' || method === 'then') return undefined;
+      const alias = target.alias;
+      return function (...args) { return extCall(alias, method, args); };
+    },
+  });
+
+  const ext = new NativeProxy(freeze({}), freeze({
+    get(target, alias) {
+      if (typeof alias !== 'string' || alias === 'then') return undefined;
+      return new NativeProxy(freeze({ alias: alias }), aliasTraps);
+    },
+  }));
+
+  // ------------------------------------------------------------------ compile
+
+  const compiled = [];   // handler slot -> {fn, isAsync}
+  const capsSlots = [];  // capability slot -> {r, w, e, v, x, xm, lm}
+  const EMPTY = freeze({});
+
+  function compile(code) {
+    const isAsync = code.indexOf('await') >= 0;
+    const text = (isAsync ? 'async function (' : 'function (') + PARAMS + ') {\n' + code + '\n}';
+    const fn = indirectEval('"use strict";(' + text + ')');
+    // A body that closes the wrapper early and reopens it would compile to
+    // something else; its source text then differs from the wrapper's.
+    if (typeof fn !== 'function' || apply(fnToString, fn, []) !== text) return null;
+    return { fn: fn, isAsync: isAsync };
+  }
+
+  function errorAnswer(info) {
+    return '[1,' + jsonStringify(info) + ',[' + rec.logs.join(',') + '],[' + rec.fnCalls.join(',') + ']]';
+  }
+
+  function compileAnswer(thrown) {
+    const info = describe(thrown);
+    info.code = 'COMPILATION_ERROR';
+    return '[1,' + jsonStringify(info) + ',[],[0,0,0,0,0,0]]';
+  }
+
+  const BREAKOUT = '[1,{"code":"COMPILATION_ERROR","breakout":true,' +
+    '"message":"SyntaxError: the handler closes a block it did not open"},[],[0,0,0,0,0,0]]';
+
+  // ------------------------------------------------------------------ run
+
+  function deepFreeze(root) {
+    if (root === null || typeof root !== 'object') return root;
+    freeze(root);
+    const keys = ownKeys(root);
+    for (let i = 0; i < keys.length; i++) {
+      const value = root[keys[i]];
+      if (value !== null && typeof value === 'object' && !isFrozen(value)) deepFreeze(value);
+    }
+    return root;
+  }
+
+  // request: [handlerSlot, capsSlot, state, args, extra?]; extra may carry
+  //   c: code to compile into handlerSlot, k: compile only (syntax check),
+  //   cp: [r, w, e, v, x] capability scopes for capsSlot, xm: extension methods,
+  //   lm: limits, sc: $scope, rs: random seed.
+  function run(input) {
+    if (rec.open) return '[1,{"code":"INTERNAL_ERROR","message":"an execution is already in progress"},[],[0,0,0,0,0,0]]';
+    const req = jsonParse(input);
+    const extra = req.length > 4 ? req[4] : null;
+    let scope = EMPTY;
+    if (extra !== null) {
+      if (extra.rs) reseed(extra.rs);
+      if (extra.cp) {
+        const cp = extra.cp;
+        capsSlots[req[1]] = { r: cp[0], w: cp[1], e: cp[2], v: cp[3], x: cp[4], xm: extra.xm || EMPTY, lm: extra.lm };
+      }
+      if (typeof extra.c === 'string') {
+        let entry;
+        try {
+          entry = compile(extra.c);
+        } catch (e) {
+          return compileAnswer(e);
+        }
+        if (entry === null) return BREAKOUT;
+        if (extra.k) return '[0,null,[],[],[],[],[0,0,0,0,0,0]]';
+        compiled[req[0]] = entry;
+      }
+      if (extra.sc) scope = deepFreeze(extra.sc);
+    }
+    const entry = compiled[req[0]];
+    const caps = capsSlots[req[1]];
+    if (entry === undefined || caps === undefined) {
+      return '[1,{"code":"INTERNAL_ERROR","message":"handler or capabilities missing in this instance"},[],[0,0,0,0,0,0]]';
+    }
+    const work = req[2];
+    setPrototypeOf(work, null);
+    const args = deepFreeze(req[3]);
+    begin(work, caps);
+    const state = new NativeProxy(work, stateTraps);
+    let result;
+    try {
+      result = apply(entry.fn, undefined, [state, args, scope, emit, view, ext, log]);
+    } catch (e) {
+      return finishError(e);
+    }
+    if (entry.isAsync || result instanceof NativePromise) {
+      try {
+        apply(promiseThen, result, [
+          function (value) { if (rec.settled === 0) { rec.settled = 1; rec.outcome = value; } },
+          function (reason) { if (rec.settled === 0) { rec.settled = 2; rec.outcome = reason; } },
+        ]);
+        return PENDING_ANSWER;
+      } catch (e) {
+        // not a real promise: an ordinary return value
+      }
+    }
+    return finishOk(result);
+  }
+
+  function segmentJson() {
+    return mutationsJson() + ',[' + rec.events.join(',') + '],[' + rec.views.join(',') + '],[' +
+      rec.logs.join(',') + '],[' + rec.fnCalls.join(',') + ']';
+  }
+
+  function finishOk(value) {
+    let out;
+    try {
+      const type = typeof value;
+      if (type === 'function' || type === 'symbol') {
+        throw new NativeTypeError('the handler returned a ' + type + '; return JSON data');
+      }
+      const rv = enc(value, 'the return value');
+      commitNested();
+      out = '[0,' + rv + ',' + segmentJson() + ']';
+    } catch (e) {
+      return finishError(e);
+    }
+    close();
+    if (rec.sticky !== null) return errorAnswer(rec.sticky);
+    if (out.length > rec.caps.lm[3]) {
+      return errorAnswer({ code: 'RESOURCE_LIMIT', message: 'the result is larger than ' + rec.caps.lm[3] + ' bytes' });
+    }
+    return out;
+  }
+
+  function finishError(thrown) {
+    close();
+    if (rec.logs.join(',').length > rec.caps.lm[3]) rec.logs = [];
+    return errorAnswer(rec.sticky !== null ? rec.sticky : describe(thrown));
+  }
+
+  function poll() {
+    if (!rec.open) return '[1,{"code":"INTERNAL_ERROR","message":"no execution in progress"},[],[0,0,0,0,0,0]]';
+    if (rec.sticky !== null) return finishError(null);
+    if (rec.settled === 1) return finishOk(rec.outcome);
+    if (rec.settled === 2) return finishError(rec.outcome);
+    if (rec.extQueue.length === 0) {
+      return finishError(new NativeError('the handler awaits a promise that nothing can settle'));
+    }
+    const call = rec.extQueue.shift();
+    let out;
+    try {
+      commitNested();
+      out = '[2,[' + call.id + ',' + jsonStringify(call.alias) + ',' + jsonStringify(call.method) + ',' + call.args +
+        '],' + segmentJson() + ']';
+    } catch (e) {
+      return finishError(e);
+    }
+    if (rec.sticky !== null) return finishError(null);
+    rec.inflight = call;
+    startSegment();
+    return out;
+  }
+
+  // After a suspension the committed values become the new baseline.
+  function startSegment() {
+    const keys = [];
+    if (rec.orig !== null) for (const entry of rec.orig) keys.push(entry[0]);
+    if (rec.direct !== null) for (const key of rec.direct) keys.push(key);
+    rec.orig = null;
+    rec.direct = null;
+    for (const key of keys) {
+      if (hasOwn(rec.work, key)) snapshotRead(key, rec.work[key]);
+    }
+    rec.muts = [];
+    rec.events = [];
+    rec.views = [];
+    rec.logs = [];
+    rec.fnCalls = [0, 0, 0, 0, 0, 0];
+    rec.size = 0;
+  }
+
+  // reply: [callId, ok, value, errorMessage, state|null]
+  function resume(input) {
+    const reply = jsonParse(input);
+    if (!rec.open || rec.inflight === null || rec.inflight.id !== reply[0]) {
+      return '[1,{"code":"INTERNAL_ERROR","message":"no extension call is waiting for this reply"},[],[0,0,0,0,0,0]]';
+    }
+    const call = rec.inflight;
+    rec.inflight = null;
+    const fresh = reply[4];
+    if (fresh !== null && typeof fresh === 'object') {
+      const work = rec.work;
+      for (const key of ownKeys(work)) delete work[key];
+      for (const key of ownKeys(fresh)) work[key] = fresh[key];
+      rec.orig = null;
+    }
+    if (reply[1]) call.resolve(reply[2]);
+    else call.reject(new NativeError(typeof reply[3] === 'string' ? reply[3] : 'extension call failed'));
+    return PENDING_ANSWER;
+  }
+
+  function cancel() {
+    if (rec.open) close();
+    return '[0,null,[],[],[],[],[0,0,0,0,0,0]]';
+  }
+
+  freeze(G);
+  return freeze({ run: run, poll: poll, resume: resume, cancel: cancel });
+})()

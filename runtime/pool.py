@@ -1,0 +1,180 @@
+"""The pool of guest instances: warm instances, checkout and return, recycling.
+
+Each instance remembers the panel it last served. A checkout for a panel prefers an idle
+instance of that panel (its compiled handlers are still there), then a pristine one, then
+a new one while the pool is below ``max_instances``; only then does it take another
+panel's idle instance, which is replaced by a pristine copy before use, so nothing of one
+panel is ever visible to another. Instances that failed, hit a limit, or served many
+executions are discarded and the pool is topped up to ``min_instances``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from .engine import GuestModule
+from .errors import RuntimeBusyError, RuntimeClosedError
+from .limits import RuntimeConfig
+from .sandbox import Sandbox
+
+logger = logging.getLogger(__name__)
+
+# Recycle an instance after this many executions, to bound heap fragmentation.
+MAX_EXECUTIONS_PER_INSTANCE = 20_000
+
+
+class Pool:
+    def __init__(self, guest: GuestModule, config: RuntimeConfig) -> None:
+        self._guest = guest
+        self._config = config
+        self._cond = threading.Condition(threading.Lock())
+        self._idle: list[Sandbox] = []
+        self._total = 0  # idle + checked out + being created
+        self._checked_out = 0
+        self._closed = False
+        self.created = 0
+        self.discarded = 0
+        self.resets = 0
+        self.peak_memory = 0
+        self.memory_bytes: dict[int, int] = {}
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def warm(self) -> None:
+        """Create instances until ``min_instances`` exist."""
+        while True:
+            with self._cond:
+                if self._closed or self._total >= self._config.min_instances:
+                    return
+                self._total += 1
+            try:
+                sandbox = self._create()
+            except BaseException:
+                with self._cond:
+                    self._total -= 1
+                    self._cond.notify()
+                raise
+            with self._cond:
+                self._idle.append(sandbox)
+                self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._total -= len(idle)
+            self._cond.notify_all()
+        for sandbox in idle:
+            self._destroy(sandbox)
+
+    # -- checkout ----------------------------------------------------------------
+
+    def acquire(self, panel_id: str | None, timeout_s: float) -> Sandbox:
+        """Check out an instance for ``panel_id`` (None: any instance, its panel kept)."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise RuntimeClosedError("the runtime is closed")
+                sandbox, create = self._pick(panel_id)
+                if sandbox is not None or create:
+                    self._checked_out += 1
+                    if create:
+                        self._total += 1
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise RuntimeBusyError(
+                        f"all {self._config.max_instances} sandbox instances are busy "
+                        f"(waited {timeout_s * 1000:.0f} ms)"
+                    )
+                self._cond.wait(remaining)
+        try:
+            if sandbox is None:
+                sandbox = self._create()
+            elif panel_id is not None and sandbox.panel_id not in (None, panel_id):
+                sandbox = self._reset(sandbox)
+        except BaseException:
+            with self._cond:
+                self._checked_out -= 1
+                self._total -= 1
+                self._cond.notify()
+            raise
+        if panel_id is not None:
+            sandbox.panel_id = panel_id
+        return sandbox
+
+    def _pick(self, panel_id: str | None) -> tuple[Sandbox | None, bool]:
+        idle = self._idle
+        if panel_id is not None:
+            for index in range(len(idle) - 1, -1, -1):
+                if idle[index].panel_id == panel_id:
+                    return idle.pop(index), False
+        for index in range(len(idle) - 1, -1, -1):
+            if idle[index].panel_id is None:
+                return idle.pop(index), False
+        if self._total < self._config.max_instances:
+            return None, True
+        if idle:
+            # The instance idle for the longest time, serving another panel.
+            return idle.pop(0), False
+        return None, False
+
+    def release(self, sandbox: Sandbox) -> None:
+        """Return an instance; a dirty or worn-out one is discarded and replaced."""
+        self.memory_bytes[id(sandbox)] = size = sandbox.memory_size() if not sandbox.closed else 0
+        self.peak_memory = max(self.peak_memory, size)
+        sandbox.executions += 1
+        if sandbox.dirty or sandbox.executions >= MAX_EXECUTIONS_PER_INSTANCE:
+            self.discard(sandbox)
+            return
+        with self._cond:
+            self._checked_out -= 1
+            if self._closed:
+                self._total -= 1
+                closed = True
+            else:
+                self._idle.append(sandbox)
+                closed = False
+            self._cond.notify()
+        if closed:
+            self._destroy(sandbox)
+
+    def discard(self, sandbox: Sandbox) -> None:
+        """Drop a checked-out instance for good and top the pool up again."""
+        with self._cond:
+            self._checked_out -= 1
+            self._total -= 1
+            self._cond.notify()
+        self._destroy(sandbox)
+        self.discarded += 1
+        try:
+            self.warm()
+        except Exception:  # noqa: BLE001 - a failed top-up is retried by the next checkout
+            logger.exception("could not replace a discarded sandbox instance")
+
+    # -- figures -----------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        with self._cond:
+            return {"total": self._total, "idle": len(self._idle), "checked_out": self._checked_out}
+
+    # -- internals ---------------------------------------------------------------
+
+    def _create(self) -> Sandbox:
+        sandbox = Sandbox(self._guest, self._config.memory_limit_bytes)
+        self.created += 1
+        self.memory_bytes[id(sandbox)] = size = sandbox.memory_size()
+        self.peak_memory = max(self.peak_memory, size)
+        return sandbox
+
+    def _reset(self, sandbox: Sandbox) -> Sandbox:
+        self._destroy(sandbox)
+        self.resets += 1
+        return self._create()
+
+    def _destroy(self, sandbox: Sandbox) -> None:
+        self.memory_bytes.pop(id(sandbox), None)
+        sandbox.close()

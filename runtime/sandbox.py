@@ -1,0 +1,482 @@
+"""One guest instance: a wasmtime store running QuickJS with the glue loaded.
+
+Building an instance from scratch (instantiate, start QuickJS, evaluate and harden the
+glue) is done once per process, for a template. Its linear memory is then kept as a
+pristine image: every new instance is the module instantiated again plus the pages of the
+image that differ from a freshly instantiated memory. Handles into the guest heap (the
+glue's entry points, I/O buffers) are plain addresses, identical in every copy.
+
+A call into the glue crosses the boundary about five times: the request is written into a
+buffer of guest memory and turned into one JS string, the glue's entry point is called,
+and the answer (one JSON string) is read back from the guest's result buffer.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import secrets
+import struct
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import wasmtime
+
+from ._wasmcall import GuestCalls, GuestTrap, export_funcs
+from .engine import GuestModule
+from .errors import INTERNAL_ERROR, MEMORY_LIMIT, RESOURCE_LIMIT, TIMEOUT, GuestFault
+from .limits import GUEST_ALLOCATOR_HEADROOM_BYTES, MAX_COMPILED_PER_INSTANCE
+
+logger = logging.getLogger(__name__)
+
+GLUE_PATH = Path(__file__).parent / "guest" / "glue.js"
+IO_BUFFER_BYTES = 64 * 1024
+CHUNK = 4096
+# The guest runs at most this many queued jobs per execute_pending_jobs call.
+JOB_BATCH = 100_000
+STATUS_OK = 0
+STATUS_JS_ERROR = 1
+# A recognisable allocator limit, set while the template looks for QuickJS's counters.
+_PROBE_MALLOC_LIMIT = 0x7EDC_BA97
+
+_EXPORTS = [
+    "qjs_alloc",
+    "qjs_free",
+    "qjs_last_ptr",
+    "qjs_last_len",
+    "qjs_result_free",
+    "new_string",
+    "call_function",
+    "free_value",
+    "get_string",
+    "get_prop",
+    "execute_pending_jobs",
+    "eval_code",
+    "last_exception",
+    "set_memory_limit",
+    "new_undefined",
+    "compute_memory_usage",
+]
+
+
+@dataclass(frozen=True)
+class PristineImage:
+    """Linear memory of an instance whose glue is loaded and hardened, before any handler ran."""
+
+    memory_size: int
+    chunks: tuple[tuple[int, bytes], ...]
+    stack_pointer: int
+    run: int
+    poll: int
+    resume: int
+    cancel: int
+    undefined: int
+    io_ptr: int
+    argv_ptr: int
+    out_ptr: int
+    # Addresses of the pointer and length words of the guest's result buffer, when found.
+    result_words: tuple[int, int] | None
+    # Address of QuickJS's allocated-bytes counter, when found.
+    malloc_size_word: int | None
+
+    @property
+    def image_bytes(self) -> int:
+        return sum(len(data) for _, data in self.chunks)
+
+
+_image_lock = threading.Lock()
+_images: dict[str, PristineImage] = {}
+
+
+def pristine_image(guest: GuestModule) -> PristineImage:
+    with _image_lock:
+        image = _images.get(guest.wasm_sha256)
+        if image is None:
+            image = _build_image(guest)
+            _images[guest.wasm_sha256] = image
+        return image
+
+
+def _instantiate(guest: GuestModule, memory_limit: int | None) -> tuple[wasmtime.Store, Any]:
+    store = wasmtime.Store(guest.engine)
+    store.set_wasi(wasmtime.WasiConfig())
+    if memory_limit is not None:
+        store.set_limits(memory_size=memory_limit)
+    store.set_epoch_deadline(1)
+    instance = guest.linker.instantiate(store, guest.module)
+    return store, instance.exports(store)
+
+
+def _bind(store: wasmtime.Store, exports: Any) -> tuple[GuestCalls, wasmtime.Memory, wasmtime.Global]:
+    memory = exports["memory"]
+    stack_pointer = exports["__stack_pointer"]
+    if not isinstance(memory, wasmtime.Memory) or not isinstance(stack_pointer, wasmtime.Global):
+        raise RuntimeError("the QuickJS guest does not export its memory and stack pointer")
+    return GuestCalls(store, export_funcs(exports, _EXPORTS), memory), memory, stack_pointer
+
+
+def _build_image(guest: GuestModule) -> PristineImage:
+    store, exports = _instantiate(guest, None)
+    store.set_epoch_deadline(1 << 40)
+    calls, _memory, stack_pointer = _bind(store, exports)
+    fresh = calls.read(0, calls.memory_size())
+    calls.call1("set_memory_limit", _PROBE_MALLOC_LIMIT)
+    api = _eval_script(calls, GLUE_PATH.read_text(encoding="utf-8"))
+    entry = {name: _get_prop(calls, api, name) for name in ("run", "poll", "resume", "cancel")}
+    undefined = calls.call0("new_undefined")
+    io_ptr = calls.call1("qjs_alloc", IO_BUFFER_BYTES)
+    argv_ptr = calls.call1("qjs_alloc", 16)
+    out_ptr = calls.call1("qjs_alloc", 8)
+    if not all((undefined, io_ptr, argv_ptr, out_ptr, *entry.values())):
+        raise RuntimeError("the QuickJS guest could not allocate the glue's buffers")
+    result_words = _find_result_words(calls)
+    malloc_word = _find_malloc_counter(calls)
+    calls.call0("qjs_result_free")
+    size = calls.memory_size()
+    image = calls.read(0, size)
+    baseline = fresh + bytes(size - len(fresh))
+    chunks = tuple(
+        (offset, image[offset : offset + CHUNK])
+        for offset in range(0, size, CHUNK)
+        if image[offset : offset + CHUNK] != baseline[offset : offset + CHUNK]
+    )
+    sp_value = stack_pointer.value(store)
+    store.close()
+    built = PristineImage(
+        memory_size=size,
+        chunks=chunks,
+        stack_pointer=int(sp_value) if isinstance(sp_value, int) else 0,
+        undefined=undefined,
+        io_ptr=io_ptr,
+        argv_ptr=argv_ptr,
+        out_ptr=out_ptr,
+        result_words=result_words,
+        malloc_size_word=malloc_word,
+        **entry,
+    )
+    logger.debug("pristine guest image: %d bytes in %d chunks", built.image_bytes, len(chunks))
+    return built
+
+
+def _write_string(calls: GuestCalls, text: bytes) -> int:
+    ptr = calls.call1("qjs_alloc", len(text))
+    if not ptr:
+        raise RuntimeError("guest allocation failed")
+    calls.write(ptr, text)
+    handle = calls.call2("new_string", ptr, len(text))
+    calls.call2("qjs_free", ptr, len(text))
+    return handle
+
+
+def _eval_script(calls: GuestCalls, source: str) -> int:
+    data = source.encode()
+    ptr = calls.call1("qjs_alloc", len(data))
+    out = calls.call1("qjs_alloc", 4)
+    calls.write(ptr, data)
+    status = calls.call("eval_code", ptr, len(data), out)
+    handle = calls.read_i32(out)
+    calls.call2("qjs_free", ptr, len(data))
+    calls.call2("qjs_free", out, 4)
+    if status != STATUS_OK:
+        raise RuntimeError(f"the sandbox glue failed to load: {_exception_message(calls)}")
+    return handle
+
+
+def _get_prop(calls: GuestCalls, obj: int, name: str) -> int:
+    key = name.encode()
+    ptr = calls.call1("qjs_alloc", len(key))
+    out = calls.call1("qjs_alloc", 4)
+    calls.write(ptr, key)
+    status = calls.call("get_prop", obj, ptr, len(key), out)
+    handle = calls.read_i32(out)
+    calls.call2("qjs_free", ptr, len(key))
+    calls.call2("qjs_free", out, 4)
+    if status != STATUS_OK or not handle:
+        raise RuntimeError(f"the sandbox glue has no {name!r} entry point")
+    return handle
+
+
+def _take_result(calls: GuestCalls) -> bytes:
+    length = calls.call0("qjs_last_len")
+    ptr = calls.call0("qjs_last_ptr") & 0xFFFFFFFF
+    return calls.read(ptr, length) if length else b""
+
+
+def _exception_message(calls: GuestCalls) -> str:
+    """Take the pending guest exception (clearing it) and return its message, best effort."""
+    try:
+        out = calls.call1("qjs_alloc", 4)
+        status = calls.call1("last_exception", out)
+        handle = calls.read_i32(out)
+        calls.call2("qjs_free", out, 4)
+        if status != STATUS_OK or not handle:
+            return ""
+        try:
+            message = _get_prop(calls, handle, "message")
+        except RuntimeError:
+            return ""
+        finally:
+            calls.call1("free_value", handle)
+        try:
+            if calls.call1("get_string", message) != STATUS_OK:
+                return ""
+            return _take_result(calls).decode("utf-8", "replace")
+        finally:
+            calls.call1("free_value", message)
+    except (GuestTrap, wasmtime.WasmtimeError):
+        return ""
+
+
+def _find_result_words(calls: GuestCalls) -> tuple[int, int] | None:
+    """Locate the guest's result buffer (pointer and length words) in its static data.
+
+    Reading those two words directly saves two calls per answer. The location is only
+    trusted after it matched three different strings; otherwise the exports are used.
+    """
+    found: tuple[int, int] | None = None
+    for attempt, text in enumerate((b"nexus-probe", b"nexus-probe-0123456789", b"nexus-probe-0123456789-abcdefghij")):
+        handle = _write_string(calls, text)
+        if calls.call1("get_string", handle) != STATUS_OK:
+            return None
+        calls.call1("free_value", handle)
+        ptr = calls.call0("qjs_last_ptr") & 0xFFFFFFFF
+        length = calls.call0("qjs_last_len")
+        if length != len(text):
+            return None
+        if attempt == 0:
+            continue
+        if found is None:
+            memory = calls.read(0, calls.memory_size())
+            found = _locate_pair(memory, ptr, length)
+            if found is None:
+                return None
+        elif (calls.read_i32(found[0]) & 0xFFFFFFFF, calls.read_i32(found[1])) != (ptr, length):
+            return None
+    return found
+
+
+def _locate_pair(memory: bytes, ptr: int, length: int) -> tuple[int, int] | None:
+    needle = struct.pack("<I", ptr)
+    start = memory.find(needle)
+    while start >= 0:
+        if start % 4 == 0:
+            for delta in (-8, -4, 4, 8):
+                at = start + delta
+                if 0 <= at <= len(memory) - 4 and struct.unpack_from("<I", memory, at)[0] == length:
+                    return start, at
+        start = memory.find(needle, start + 1)
+    return None
+
+
+def _find_malloc_counter(calls: GuestCalls) -> int | None:
+    """Locate QuickJS's allocated-bytes counter, next to the limit it is compared against."""
+    if calls.call0("compute_memory_usage") != STATUS_OK:
+        return None
+    usage = _take_result(calls)
+    if len(usage) < 16:
+        return None
+    malloc_size, malloc_limit = struct.unpack_from("<qq", usage, 0)
+    if malloc_limit != _PROBE_MALLOC_LIMIT:
+        return None
+    memory = calls.read(0, calls.memory_size())
+    needle = struct.pack("<I", _PROBE_MALLOC_LIMIT)
+    at = memory.find(needle)
+    while at >= 0:
+        if at % 4 == 0 and at >= 4 and struct.unpack_from("<I", memory, at - 4)[0] == malloc_size:
+            return at - 4
+        at = memory.find(needle, at + 1)
+    return None
+
+
+class Sandbox:
+    """A guest instance restored from the pristine image, with host-side bookkeeping."""
+
+    def __init__(self, guest: GuestModule, memory_limit: int) -> None:
+        image = pristine_image(guest)
+        if image.memory_size > memory_limit:
+            raise ValueError("memory_limit_mb is too small for the sandbox to start")
+        self.image = image
+        self.memory_limit = memory_limit
+        self._store, exports = _instantiate(guest, memory_limit)
+        self.calls, memory, stack_pointer = _bind(self._store, exports)
+        current = self.calls.memory_size()
+        if image.memory_size > current:
+            memory.grow(self._store, (image.memory_size - current + 65535) // 65536)
+        base = self.calls.memory_base()
+        for offset, data in image.chunks:
+            ctypes.memmove(base + offset, data, len(data))
+        stack_pointer.set_value(self._store, wasmtime.Val.i32(image.stack_pointer))
+        self.calls.call1("set_memory_limit", max(memory_limit - GUEST_ALLOCATOR_HEADROOM_BYTES, 1 << 20))
+        self.panel_id: str | None = None
+        self.compiled: OrderedDict[str, None] = OrderedDict()
+        self.drops: list[str] = []
+        self.needs_seed = True
+        self.dirty = False
+        self.closed = False
+        self.executions = 0
+        self.busy_since = 0.0
+
+    # -- compiled handlers -----------------------------------------------------
+
+    def has_compiled(self, handler_id: str) -> bool:
+        if handler_id in self.compiled:
+            self.compiled.move_to_end(handler_id)
+            return True
+        return False
+
+    def note_compiled(self, handler_id: str) -> None:
+        self.compiled[handler_id] = None
+        while len(self.compiled) > MAX_COMPILED_PER_INSTANCE:
+            evicted, _ = self.compiled.popitem(last=False)
+            self.drops.append(evicted)
+
+    def take_seed(self) -> list[int] | None:
+        if not self.needs_seed:
+            return None
+        self.needs_seed = False
+        return list(struct.unpack("<4i", secrets.token_bytes(16)))
+
+    # -- calls into the glue ---------------------------------------------------
+
+    def start(self, request: bytes, deadline_ticks: int) -> dict[str, Any]:
+        """Run a request through the glue until it finishes or suspends."""
+        return self._guarded(self.image.run, request, deadline_ticks)
+
+    def resume(self, reply: bytes, deadline_ticks: int) -> dict[str, Any]:
+        return self._guarded(self.image.resume, reply, deadline_ticks)
+
+    def cancel(self) -> None:
+        try:
+            self.calls.set_epoch_deadline(100)
+            self._call_glue(self.image.cancel, None)
+        except (GuestFault, GuestTrap, wasmtime.WasmtimeError):
+            self.dirty = True
+
+    def _guarded(self, entry: int, payload: bytes, deadline_ticks: int) -> dict[str, Any]:
+        self.calls.set_epoch_deadline(deadline_ticks)
+        try:
+            answer = self._decode(self._call_glue(entry, payload))
+            while answer.get("st") == "pending":
+                self._drain()
+                answer = self._decode(self._call_glue(self.image.poll, None))
+            if answer.get("st") != "sus":
+                self._drain()
+            return answer
+        except GuestTrap as trap:
+            self.dirty = True
+            raise self._fault_from_trap(trap) from None
+        except wasmtime.WasmtimeError as exc:
+            self.dirty = True
+            raise GuestFault(INTERNAL_ERROR, f"the sandbox failed: {exc}") from None
+        except GuestFault:
+            self.dirty = True
+            raise
+
+    def _decode(self, raw: bytes) -> dict[str, Any]:
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise GuestFault(INTERNAL_ERROR, "the sandbox glue answered something that is not a JSON object")
+        return answer
+
+    def _drain(self) -> None:
+        calls = self.calls
+        while calls.call0("execute_pending_jobs") >= JOB_BATCH:
+            pass
+
+    def _call_glue(self, entry: int, payload: bytes | None) -> bytes:
+        calls = self.calls
+        image = self.image
+        argc = 0
+        text = 0
+        if payload is not None:
+            text = self._new_string(payload)
+            calls.write_i32(image.argv_ptr, text)
+            argc = 1
+        status = calls.call5("call_function", entry, image.undefined, image.argv_ptr, argc, image.out_ptr)
+        answer = calls.read_i32(image.out_ptr)
+        if text:
+            calls.call1("free_value", text)
+        if status != STATUS_OK:
+            raise self._glue_failure()
+        try:
+            if calls.call1("get_string", answer) != STATUS_OK:
+                raise GuestFault(INTERNAL_ERROR, "the sandbox glue did not answer with a string")
+            return self._read_result()
+        finally:
+            calls.call1("free_value", answer)
+
+    def _new_string(self, payload: bytes) -> int:
+        calls = self.calls
+        size = len(payload)
+        ptr = self.image.io_ptr
+        if size > IO_BUFFER_BYTES:
+            ptr = calls.call1("qjs_alloc", size)
+            if not ptr:
+                raise GuestFault(MEMORY_LIMIT, "the request does not fit in the sandbox memory")
+        calls.write(ptr, payload)
+        handle = calls.call2("new_string", ptr, size)
+        if ptr != self.image.io_ptr:
+            calls.call2("qjs_free", ptr, size)
+        if not handle:
+            raise GuestFault(MEMORY_LIMIT, "the request does not fit in the sandbox memory")
+        return handle
+
+    def _read_result(self) -> bytes:
+        calls = self.calls
+        words = self.image.result_words
+        if words is None:
+            return _take_result(calls)
+        ptr = calls.read_i32(words[0]) & 0xFFFFFFFF
+        length = calls.read_i32(words[1])
+        return calls.read(ptr, length)
+
+    def _glue_failure(self) -> GuestFault:
+        message = _exception_message(self.calls)
+        if message == "out of memory" or self.near_memory_limit():
+            return GuestFault(MEMORY_LIMIT, f"the handler exceeded the memory limit of {self.memory_limit} bytes")
+        if message == "stack overflow":
+            return GuestFault(RESOURCE_LIMIT, "stack overflow: the handler nested calls too deeply")
+        if message == "interrupted":
+            return GuestFault(TIMEOUT, "the handler ran out of time")
+        return GuestFault(INTERNAL_ERROR, f"the sandbox glue failed: {message or 'unknown error'}")
+
+    def _fault_from_trap(self, trap: GuestTrap) -> GuestFault:
+        if trap.kind == "interrupt":
+            return GuestFault(TIMEOUT, "the handler ran out of time")
+        if trap.kind in ("stack", "memory"):
+            # The guest's native stack or its shadow stack in linear memory ran out.
+            return GuestFault(RESOURCE_LIMIT, "stack overflow: the handler nested calls too deeply")
+        if self.near_memory_limit():
+            return GuestFault(MEMORY_LIMIT, f"the handler exceeded the memory limit of {self.memory_limit} bytes")
+        return GuestFault(INTERNAL_ERROR, f"the sandbox trapped: {trap}")
+
+    # -- figures -----------------------------------------------------------------
+
+    def memory_size(self) -> int:
+        return self.calls.memory_size()
+
+    def near_memory_limit(self) -> bool:
+        return self.calls.memory_size() + 2 * 65536 >= self.memory_limit
+
+    def heap_used(self) -> int:
+        """Bytes allocated by QuickJS (the linear memory size when the counter is unknown)."""
+        word = self.image.malloc_size_word
+        if word is None:
+            return self.calls.memory_size()
+        return self.calls.read_i32(word) & 0xFFFFFFFF
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._store.close()
+        except Exception:  # noqa: BLE001 - closing must never fail the caller
+            logger.debug("closing a guest store failed", exc_info=True)
