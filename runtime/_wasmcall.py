@@ -174,7 +174,11 @@ class GuestCalls:
     # -- memory ----------------------------------------------------------------
 
     def memory_base(self) -> int:
-        """Host address of linear memory byte 0 (changes if the memory moves when growing)."""
+        """Host address of linear memory byte 0.
+
+        The engine reserves each memory in full and never moves it (see engine.py), so
+        this address holds for the life of the store.
+        """
         if self.fast:
             return int(_MEMORY_DATA(self._context, self._memory_addr) or 0)
         return ctypes.cast(self._memory.data_ptr(self._store), ctypes.c_void_p).value or 0

@@ -32,6 +32,7 @@ TICK_MS = 5
 # the runtime reports as RESOURCE_LIMIT. It must stay well below the thread stack of the
 # calling threads (8 MiB by default on Linux).
 MAX_WASM_STACK = 1024 * 1024
+MEMORY_RESERVATION = 1 << 32
 GUEST_FILE = "_guest.wasm"
 CACHE_PREFIX = "nexus-qjs-"
 CACHE_SUFFIX = ".cwasm"
@@ -42,32 +43,33 @@ class EpochTicker:
 
     def __init__(self, engine: wasmtime.Engine) -> None:
         self._engine = engine
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._running = threading.Event()
         self._active = 0
         self._thread: threading.Thread | None = None
 
     def enter(self) -> None:
-        with self._cond:
+        with self._lock:
             self._active += 1
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="nexus-epoch", daemon=True)
-                self._thread.start()
-            elif self._active == 1:
-                self._cond.notify()
+            if self._active == 1 and not self._running.is_set():
+                self._running.set()
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._loop, name="nexus-epoch", daemon=True)
+                    self._thread.start()
 
     def exit(self) -> None:
-        with self._cond:
+        with self._lock:
             self._active -= 1
 
     def _loop(self) -> None:
         interval = TICK_MS / 1000
         while True:
-            with self._cond:
-                while self._active <= 0:
-                    self._cond.wait()
-            # Sleeping outside the lock keeps enter()/exit() cheap.
+            self._running.wait()
             time.sleep(interval)
             self._engine.increment_epoch()
+            with self._lock:
+                if self._active <= 0:
+                    self._running.clear()
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,10 @@ def shared_engine() -> wasmtime.Engine:
             config = wasmtime.Config()
             config.epoch_interruption = True
             config.max_wasm_stack = MAX_WASM_STACK
+            # Linear memory is reserved in full up front and never moves, so the host
+            # may keep its address for the life of an instance.
+            config.memory_reservation = MEMORY_RESERVATION
+            config.memory_may_move = False
             _engine = wasmtime.Engine(config)
         return _engine
 
@@ -125,7 +131,10 @@ def _engine_fingerprint() -> str:
 
     library = Path(_ffi.filename)
     info = library.stat()
-    return f"{library.name}:{info.st_size}:{info.st_mtime_ns}:epoch=1:stack={MAX_WASM_STACK}"
+    return (
+        f"{library.name}:{info.st_size}:{info.st_mtime_ns}:epoch=1:stack={MAX_WASM_STACK}"
+        f":reserve={MEMORY_RESERVATION}:fixed=1"
+    )
 
 
 def _load(engine: wasmtime.Engine, cache_dir: Path, max_cache_size_mb: int) -> GuestModule:
@@ -136,7 +145,7 @@ def _load(engine: wasmtime.Engine, cache_dir: Path, max_cache_size_mb: int) -> G
     usable_dir = _prepare_cache_dir(cache_dir)
     module: wasmtime.Module | None = None
     source = "compiled"
-    if usable_dir and _trusted_file(cache_path):
+    if usable_dir and trusted_file(cache_path):
         try:
             module = wasmtime.Module.deserialize_file(engine, str(cache_path))
             source = "disk"
@@ -205,7 +214,8 @@ def _prepare_cache_dir(cache_dir: Path) -> bool:
     return True
 
 
-def _trusted_file(path: Path) -> bool:
+def trusted_file(path: Path) -> bool:
+    """A regular file of this user that nobody else can write."""
     try:
         info = path.lstat()
     except OSError:
@@ -218,8 +228,12 @@ def _trusted_file(path: Path) -> bool:
 
 
 def _write_cache(path: Path, module: wasmtime.Module) -> None:
+    write_private_file(path, bytes(module.serialize()))
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Write atomically (temporary file, then rename) with mode 0600; failures only log."""
     try:
-        data = module.serialize()
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -229,7 +243,7 @@ def _write_cache(path: Path, module: wasmtime.Module) -> None:
             Path(tmp).unlink(missing_ok=True)
             raise
     except OSError as exc:
-        logger.warning("could not write the module cache %s: %s", path, exc)
+        logger.warning("could not write the cache file %s: %s", path, exc)
 
 
 def _prune_cache(cache_dir: Path, keep: Path, max_bytes: int) -> None:
@@ -237,7 +251,7 @@ def _prune_cache(cache_dir: Path, keep: Path, max_bytes: int) -> None:
     try:
         entries = [
             (p.stat().st_mtime, p.stat().st_size, p)
-            for p in cache_dir.glob(f"{CACHE_PREFIX}*{CACHE_SUFFIX}")
+            for p in cache_dir.glob(f"{CACHE_PREFIX}*")
             if p != keep
         ]
         total = sum(size for _, size, _ in entries) + (keep.stat().st_size if keep.exists() else 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ class ExecutionContext:
     extensions: Mapping[str, Iterable[str]] | None = None
     capability_set: CapabilitySet = field(init=False, repr=False, compare=False)
     extension_methods: dict[str, list[str]] = field(init=False, repr=False, compare=False)
+    # Identifies the capability set and extension table as the guest caches them.
+    grant_key: tuple[tuple[str, ...], str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.panel_id, str) or not self.panel_id:
@@ -69,6 +72,8 @@ class ExecutionContext:
         self.capabilities = list(tokens)
         self.capability_set = capability_set(tokens)
         self.extension_methods = _extension_methods(self.extensions)
+        extensions_json = json.dumps(self.extension_methods, separators=(",", ":")) if self.extension_methods else "{}"
+        self.grant_key = (tokens, extensions_json)
 
 
 def _extension_methods(extensions: Mapping[str, Iterable[str]] | None) -> dict[str, list[str]]:

@@ -1,8 +1,11 @@
 """Every nexus_* Prometheus metric of the product, in the default registry (SPEC §10).
 
-The runtime feeds the handler, instance, cache, memory, host-call and error metrics
-itself; the web layer updates ``PANELS_ACTIVE`` and ``WS_CONNECTIONS``, the extension
-registry ``EXT_CALLS_TOTAL``. No label carries a panel id or any other unbounded value.
+The runtime feeds the handler, instance, cache, memory, host-call and error metrics: it
+counts in plain Python (``runtime.telemetry``) and the collector below applies the counts
+each time the registry is read, so executions never wait on Prometheus and a process that
+never imports this module never loads prometheus_client. The web layer updates
+``PANELS_ACTIVE`` and ``WS_CONNECTIONS``, the extension registry ``EXT_CALLS_TOTAL``.
+No label carries a panel id or any other unbounded value.
 
 Importing this module twice, or after another module registered one of these names,
 returns the collectors already registered instead of failing.
@@ -10,11 +13,39 @@ returns the collectors already registered instead of failing.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from .telemetry import DURATION_BUCKETS, HOST_FUNCTIONS, live_runtimes
 
 _C = TypeVar("_C", Counter, Gauge, Histogram)
+
+
+class _BufferedUpdates(Collector):
+    """Applies the counts buffered by live runtimes before the registry reads the metrics.
+
+    Registered before the metrics below, so the registry runs it first on every collect.
+    """
+
+    def collect(self) -> Iterable[Metric]:
+        for runtime in live_runtimes():
+            runtime.flush_metrics()
+        return []
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
+BUFFERED_UPDATES = _BufferedUpdates()
+try:
+    REGISTRY.register(BUFFERED_UPDATES)
+except ValueError:  # pragma: no cover - registered by an earlier import of this module
+    pass
 
 
 def _registered(kind: type[_C], name: str, documentation: str, labels: tuple[str, ...] = (), **extra: Any) -> _C:
@@ -40,7 +71,7 @@ HANDLER_DURATION_SECONDS = _registered(
     Histogram,
     "nexus_handler_duration_seconds",
     "Wall-clock duration of handler execution segments.",
-    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    buckets=DURATION_BUCKETS,
 )
 RUNTIME_INSTANCES = _registered(
     Gauge,
@@ -87,10 +118,31 @@ EXT_CALLS_TOTAL = _registered(
     ("extension", "method", "status"),
 )
 
-# Label values of nexus_host_calls_total{function}; anything else is counted as "other".
-HOST_FUNCTIONS = frozenset({"emit", "log", "ext", "view.setFilter", "view.scrollTo", "view.focus"})
+
+
+def add_durations(bucket_counts: list[int], total_seconds: float, observe: Callable[[float], None]) -> None:
+    """Add pre-bucketed observations to HANDLER_DURATION_SECONDS.
+
+    ``bucket_counts[i]`` counts observations whose smallest upper bound is
+    ``DURATION_BUCKETS[i]`` (the last index is +Inf). prometheus_client has no public bulk
+    API; its histogram structure is used when present, else each observation is replayed.
+    """
+    buckets = getattr(HANDLER_DURATION_SECONDS, "_buckets", None)
+    total = getattr(HANDLER_DURATION_SECONDS, "_sum", None)
+    if buckets is None or total is None or len(buckets) != len(bucket_counts):
+        bounds = (*DURATION_BUCKETS, float("inf"))
+        for index, count in enumerate(bucket_counts):
+            for _ in range(count):
+                observe(min(bounds[index], DURATION_BUCKETS[-1] * 2))
+        return
+    for index, count in enumerate(bucket_counts):
+        if count:
+            buckets[index].inc(count)
+    total.inc(total_seconds)
 
 __all__ = [
+    "BUFFERED_UPDATES",
+    "DURATION_BUCKETS",
     "ERRORS_TOTAL",
     "EXT_CALLS_TOTAL",
     "HANDLER_DURATION_SECONDS",
@@ -102,4 +154,28 @@ __all__ = [
     "RUNTIME_MEMORY_PEAK_BYTES",
     "WASM_CACHE_HIT_RATE",
     "WS_CONNECTIONS",
+    "add_durations",
 ]
+
+
+def _figure(name: str) -> float:
+    return float(sum(runtime.gauge_figures()[name] for runtime in live_runtimes()))
+
+
+def _hit_rate() -> float:
+    hits = misses = 0
+    for runtime in live_runtimes():
+        figures = runtime.gauge_figures()
+        hits += figures["cache_hits"]
+        misses += figures["cache_misses"]
+    return hits / (hits + misses) if hits + misses else 0.0
+
+
+def _memory_peak() -> float:
+    return float(max((runtime.gauge_figures()["memory_peak_bytes"] for runtime in live_runtimes()), default=0))
+
+
+for _state in ("idle", "busy", "suspended"):
+    RUNTIME_INSTANCES.labels(_state).set_function(functools.partial(_figure, _state))
+WASM_CACHE_HIT_RATE.set_function(_hit_rate)
+RUNTIME_MEMORY_PEAK_BYTES.set_function(_memory_peak)

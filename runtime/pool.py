@@ -29,7 +29,9 @@ class Pool:
     def __init__(self, guest: GuestModule, config: RuntimeConfig) -> None:
         self._guest = guest
         self._config = config
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._waiting = 0
         self._idle: list[Sandbox] = []
         self._total = 0  # idle + checked out + being created
         self._checked_out = 0
@@ -45,23 +47,23 @@ class Pool:
     def warm(self) -> None:
         """Create instances until ``min_instances`` exist."""
         while True:
-            with self._cond:
+            with self._lock:
                 if self._closed or self._total >= self._config.min_instances:
                     return
                 self._total += 1
             try:
                 sandbox = self._create()
             except BaseException:
-                with self._cond:
+                with self._lock:
                     self._total -= 1
-                    self._cond.notify()
+                    self._wake()
                 raise
-            with self._cond:
+            with self._lock:
                 self._idle.append(sandbox)
-                self._cond.notify()
+                self._wake()
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
             self._total -= len(idle)
@@ -73,8 +75,8 @@ class Pool:
 
     def acquire(self, panel_id: str | None, timeout_s: float) -> Sandbox:
         """Check out an instance for ``panel_id`` (None: any instance, its panel kept)."""
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
+        deadline: float | None = None
+        with self._lock:
             while True:
                 if self._closed:
                     raise RuntimeClosedError("the runtime is closed")
@@ -84,23 +86,29 @@ class Pool:
                     if create:
                         self._total += 1
                     break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + timeout_s
+                if now >= deadline:
                     raise RuntimeBusyError(
                         f"all {self._config.max_instances} sandbox instances are busy "
                         f"(waited {timeout_s * 1000:.0f} ms)"
                     )
-                self._cond.wait(remaining)
+                self._waiting += 1
+                try:
+                    self._cond.wait(deadline - now)
+                finally:
+                    self._waiting -= 1
         try:
             if sandbox is None:
                 sandbox = self._create()
             elif panel_id is not None and sandbox.panel_id not in (None, panel_id):
                 sandbox = self._reset(sandbox)
         except BaseException:
-            with self._cond:
+            with self._lock:
                 self._checked_out -= 1
                 self._total -= 1
-                self._cond.notify()
+                self._wake()
             raise
         if panel_id is not None:
             sandbox.panel_id = panel_id
@@ -122,15 +130,17 @@ class Pool:
             return idle.pop(0), False
         return None, False
 
-    def release(self, sandbox: Sandbox) -> None:
+    def release(self, sandbox: Sandbox, memory_size: int | None = None) -> None:
         """Return an instance; a dirty or worn-out one is discarded and replaced."""
-        self.memory_bytes[id(sandbox)] = size = sandbox.memory_size() if not sandbox.closed else 0
-        self.peak_memory = max(self.peak_memory, size)
+        size = sandbox.memory_size() if memory_size is None else memory_size
+        self.memory_bytes[id(sandbox)] = size
+        if size > self.peak_memory:
+            self.peak_memory = size
         sandbox.executions += 1
         if sandbox.dirty or sandbox.executions >= MAX_EXECUTIONS_PER_INSTANCE:
             self.discard(sandbox)
             return
-        with self._cond:
+        with self._lock:
             self._checked_out -= 1
             if self._closed:
                 self._total -= 1
@@ -138,30 +148,35 @@ class Pool:
             else:
                 self._idle.append(sandbox)
                 closed = False
-            self._cond.notify()
+            self._wake()
         if closed:
             self._destroy(sandbox)
 
     def discard(self, sandbox: Sandbox) -> None:
         """Drop a checked-out instance for good and top the pool up again."""
-        with self._cond:
+        with self._lock:
             self._checked_out -= 1
             self._total -= 1
-            self._cond.notify()
+            self._wake()
         self._destroy(sandbox)
         self.discarded += 1
         try:
             self.warm()
-        except Exception:  # noqa: BLE001 - a failed top-up is retried by the next checkout
+        except Exception:  # a failed top-up is retried by the next checkout
             logger.exception("could not replace a discarded sandbox instance")
 
     # -- figures -----------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        with self._cond:
+        with self._lock:
             return {"total": self._total, "idle": len(self._idle), "checked_out": self._checked_out}
 
     # -- internals ---------------------------------------------------------------
+
+    def _wake(self) -> None:
+        """Wake one waiting caller; the lock is held."""
+        if self._waiting:
+            self._cond.notify()
 
     def _create(self) -> Sandbox:
         sandbox = Sandbox(self._guest, self._config.memory_limit_bytes)

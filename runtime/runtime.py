@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
+import bisect
 import functools
 import hashlib
 import json
 import logging
 import re
 import secrets
+import sys
 import threading
 import time
-import weakref
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import metrics
+from . import telemetry
 from .capabilities import CapabilitySet, parse_capability
 from .engine import TICK_MS, GuestModule, guest_module
 from .errors import (
     COMPILATION_ERROR,
     ERROR_CODES,
+    EXECUTION_ERROR,
     INSTANCE_POISONING_CODES,
     INTERNAL_ERROR,
     INVALID_ARGS,
     INVALID_HANDLER,
+    MEMORY_LIMIT,
     PERMISSION_DENIED,
     RESOURCE_LIMIT,
     GuestFault,
@@ -35,18 +36,40 @@ from .errors import (
 from .execution import ERROR, SUCCESS, SUSPENDED, ExecutionContext, ExecutionResult
 from .limits import MAX_CODE_BYTES, MAX_EVENTS, MAX_RESULT_BYTES, MAX_STATE_MUTATIONS, RuntimeConfig
 from .pool import Pool
-from .sandbox import Sandbox
+from .sandbox import ANSWER_ERROR, ANSWER_OK, ANSWER_SUSPENDED, Sandbox
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 logger = logging.getLogger("nexus.runtime")
 
-_encode = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode
+
+
+def _not_json(value: object) -> None:
+    raise TypeError(f"{type(value).__name__} is not JSON data")
+
+
+# The C encoder of the json module, built once: JSONEncoder.encode rebuilds it on every call.
+_c_encoder = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+    None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
+) if getattr(json.encoder, "c_make_encoder", None) else None
+_py_encode = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"), default=_not_json).encode
+
+
+def _encode(value: Any) -> str:
+    """Compact ASCII JSON; TypeError/ValueError/RecursionError for what JSON cannot hold."""
+    if _c_encoder is None:
+        return _py_encode(value)
+    return "".join(_c_encoder(value, 0))
+
 _FRAME = re.compile(r"<input>:(\d+):(\d+)")
 _VIEW_TYPES = frozenset({"setFilter", "scrollTo", "focus"})
 _HANDLER_ID_CACHE = 4096
 _MAX_STACK_LINES = 12
 _CHECK_ID = "!syntax-check"
-
-_live_runtimes: weakref.WeakSet[Runtime] = weakref.WeakSet()
+_CHECK_GRANT = ((), "!syntax-check")
+_CALL_FUNCTIONS = telemetry.HOST_FUNCTIONS
+_VIEW_SLOT = {"setFilter": 3, "scrollTo": 4, "focus": 5}
 
 
 @dataclass
@@ -60,12 +83,64 @@ class _Suspension:
     expires_at: float
 
 
-@dataclass
-class _Outcome:
-    """A guest answer checked against the context, ready to become an ExecutionResult."""
+class _Checks:
+    """Answers of one CapabilitySet, remembered: the same keys come back execution after execution."""
 
-    answer: dict[str, Any]
+    __slots__ = ("_caps", "_emit", "_ext", "_view", "_write")
+    _LIMIT = 4096
+
+    def __init__(self, caps: CapabilitySet) -> None:
+        self._caps = caps
+        self._write: dict[str, bool] = {}
+        self._emit: dict[str, bool] = {}
+        self._view: dict[str, bool] = {}
+        self._ext: dict[str, bool] = {}
+
+    def can_write(self, key: str) -> bool:
+        known = self._write.get(key)
+        if known is None:
+            known = self._remember(self._write, key, self._caps.can_write(key))
+        return known
+
+    def can_emit(self, name: str) -> bool:
+        known = self._emit.get(name)
+        if known is None:
+            known = self._remember(self._emit, name, self._caps.can_emit(name))
+        return known
+
+    def can_update_view(self, component_id: str) -> bool:
+        known = self._view.get(component_id)
+        if known is None:
+            known = self._remember(self._view, component_id, self._caps.can_update_view(component_id))
+        return known
+
+    def can_use_ext(self, alias: str) -> bool:
+        known = self._ext.get(alias)
+        if known is None:
+            known = self._remember(self._ext, alias, self._caps.can_use_ext(alias))
+        return known
+
+    def _remember(self, memo: dict[str, bool], name: str, answer: bool) -> bool:
+        if len(memo) >= self._LIMIT:
+            memo.clear()
+        memo[name] = answer
+        return answer
+
+
+@dataclass(slots=True)
+class _Segment:
+    """A guest answer converted to the public shapes and checked against the context."""
+
+    kind: int
+    return_value: Any = None
+    mutations: list[dict[str, Any]] | None = None
+    events: list[dict[str, Any]] | None = None
+    views: list[dict[str, Any]] | None = None
+    call: list[Any] | None = None
     error: dict[str, Any] | None = None
+    logs: list[dict[str, str]] | None = None
+    calls: int = 0
+    discard: bool = False  # the instance must not be reused
 
 
 class Runtime:
@@ -86,7 +161,8 @@ class Runtime:
         self._pool = Pool(self._guest, config)
         self._limits_json = _encode([config.max_host_calls, MAX_STATE_MUTATIONS, MAX_EVENTS, MAX_RESULT_BYTES])
         self._handler_ids: dict[str, tuple[str, dict[str, Any] | None]] = {}
-        self._caps_json: dict[tuple[str, ...], tuple[str, bool]] = {}
+        self._grants: dict[tuple[tuple[str, ...], str], tuple[str, bool]] = {}
+        self._checks: dict[CapabilitySet, _Checks] = {}
         self._suspensions: dict[str, _Suspension] = {}
         self._susp_cond = threading.Condition(threading.Lock())
         self._reaper: threading.Thread | None = None
@@ -99,8 +175,12 @@ class Runtime:
         self._duration_us_total = 0
         self._cache_hits = 0
         self._cache_misses = 0
+        self._pending_outcomes: dict[tuple[str, str], int] = {}
+        self._pending_buckets = [0] * (len(telemetry.DURATION_BUCKETS) + 1)
+        self._pending_seconds = 0.0
+        self._pending_calls = [0] * len(_CALL_FUNCTIONS)
         self._pool.warm()
-        _live_runtimes.add(self)
+        telemetry.register(self)
 
     # ------------------------------------------------------------------ public API
 
@@ -113,36 +193,41 @@ class Runtime:
         started = time.perf_counter_ns()
         if not isinstance(ctx, ExecutionContext):
             raise TypeError("ctx must be an ExecutionContext")
-        timeout = self._timeout(timeout_ms)
-        self._check_open()
-        handler_id, problem = self._handler_id(code)
+        timeout = self.config.timeout_ms if timeout_ms is None else _timeout(timeout_ms)
+        if self._closed:
+            raise RuntimeClosedError("the runtime is closed")
+        known = self._handler_ids.get(code) if isinstance(code, str) else None
+        handler_id, problem = known if known is not None else self._identify(code)
         if problem is not None:
             return self._failed(problem, started)
+        caps_json, reads_all = self._grant(ctx)
         try:
-            state_json = self._state_json(ctx, ctx.state)
-            args_json = _encode(_plain(ctx.args))
-            scope_json = _encode(_plain(ctx.scope)) if ctx.scope is not None else "{}"
-            ext_json = _encode(ctx.extension_methods) if ctx.extension_methods else "{}"
+            state_json = self._state_json(ctx, ctx.state, reads_all)
+            args = ctx.args
+            args_json = _encode(args if type(args) is dict else dict(args))
+            scope_json = _encode(dict(ctx.scope)) if ctx.scope else None
         except (TypeError, ValueError, RecursionError) as exc:
             return self._failed(error_dict(INVALID_ARGS, f"state, args and scope must be JSON data: {exc}"), started)
         sandbox = self._pool.acquire(ctx.panel_id, self.config.acquire_timeout_ms / 1000)
-        cache_hit = sandbox.has_compiled(handler_id)
-        parts = ['{"h":"', handler_id, '"']
-        if not cache_hit:
-            parts += [',"c":', _encode(code)]
-        if sandbox.drops:
-            parts += [',"d":', _encode(sandbox.drops)]
-            sandbox.drops = []
-        seed = sandbox.take_seed()
-        if seed is not None:
-            parts += [',"rs":', _encode(seed)]
-        parts += [',"s":', state_json, ',"a":', args_json, ',"sc":', scope_json, ',"cp":', self._caps(ctx)[0],
-                  ',"xm":', ext_json, ',"lm":', self._limits_json, "}"]
-        request = "".join(parts).encode("ascii")
+        handler_slot, compiled = sandbox.handlers.lookup(handler_id)
+        grant_slot, granted = sandbox.capabilities.lookup(ctx.grant_key)
+        extra = []
+        if not compiled:
+            extra.append('"c":' + _encode(code))
+        if not granted:
+            extra.append('"cp":' + caps_json + ',"xm":' + ctx.grant_key[1] + ',"lm":' + self._limits_json)
+        if scope_json is not None:
+            extra.append('"sc":' + scope_json)
+        if sandbox.needs_seed:
+            extra.append('"rs":' + _encode(sandbox.take_seed()))
+        tail = ",{" + ",".join(extra) + "}]" if extra else "]"
+        request = f"[{handler_slot},{grant_slot},{state_json},{args_json}{tail}".encode("ascii")
         answer, sandbox_ms = self._run(sandbox, request, timeout, resume=False)
-        if not cache_hit and not sandbox.dirty and not _is_compile_failure(answer):
-            sandbox.note_compiled(handler_id)
-        return self._conclude(sandbox, answer, ctx, code, timeout, sandbox_ms, started, cache_hit)
+        segment = self._segment(answer, ctx)
+        if not compiled and (segment.kind == ANSWER_ERROR and segment.error is not None
+                             and segment.error.get("code") == COMPILATION_ERROR):
+            sandbox.handlers.abandon(handler_id)
+        return self._conclude(sandbox, segment, ctx, code, timeout, sandbox_ms, started, compiled)
 
     def resume(
         self,
@@ -158,12 +243,14 @@ class Runtime:
         ``state``, when given, is the panel's committed state that ``$state`` shows from now on.
         """
         started = time.perf_counter_ns()
-        self._check_open()
+        if self._closed:
+            raise RuntimeClosedError("the runtime is closed")
         try:
-            reply_parts = {"ok": bool(ok), "v": _plain(value), "e": None if error is None else str(error)}
+            value_json = _encode(_plain(value))
+            error_json = _encode(None if error is None else str(error))
             if state is not None and not isinstance(state, dict):
                 raise TypeError("state must be a dict")
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             return self._failed(error_dict(INVALID_ARGS, f"resume arguments must be JSON data: {exc}"), started)
         suspension = self._take_suspension(suspension_id)
         if suspension is None:
@@ -173,28 +260,24 @@ class Runtime:
             )
         ctx = suspension.context
         try:
-            reply_parts["id"] = suspension.call_id
-            payload = dict(reply_parts)
-            state_json = self._state_json(ctx, state) if state is not None else "null"
-            request = ('{"s":' + state_json + "," + _encode(payload)[1:]).encode("ascii")
+            state_json = "null" if state is None else self._state_json(ctx, state, self._grant(ctx)[1])
         except (TypeError, ValueError, RecursionError) as exc:
             self._pool.discard(suspension.sandbox)
-            return self._failed(error_dict(INVALID_ARGS, f"resume arguments must be JSON data: {exc}"), started)
+            return self._failed(error_dict(INVALID_ARGS, f"state must be JSON data: {exc}"), started)
+        flag = "true" if ok else "false"
+        request = f"[{suspension.call_id},{flag},{value_json},{error_json},{state_json}]".encode("ascii")
         remaining = max(suspension.timeout_ms - suspension.used_ms, 1.0)
         answer, sandbox_ms = self._run(suspension.sandbox, request, remaining, resume=True)
+        segment = self._segment(answer, ctx)
+        used = suspension.used_ms + sandbox_ms
         return self._conclude(
-            suspension.sandbox,
-            answer,
-            ctx,
-            suspension.code,
-            suspension.timeout_ms,
-            suspension.used_ms + sandbox_ms,
-            started,
-            None,
+            suspension.sandbox, segment, ctx, suspension.code, suspension.timeout_ms, used, started, None
         )
 
     async def aexecute(self, code: str, ctx: ExecutionContext, timeout_ms: int | None = None) -> ExecutionResult:
         """``execute`` on a worker thread, so the event loop never blocks."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._worker_pool(), functools.partial(self.execute, code, ctx, timeout_ms))
 
@@ -206,6 +289,9 @@ class Runtime:
         error: str | None = None,
         state: dict[str, Any] | None = None,
     ) -> ExecutionResult:
+        """``resume`` on a worker thread."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         call = functools.partial(self.resume, suspension_id, ok=ok, value=value, error=error, state=state)
         return await loop.run_in_executor(self._worker_pool(), call)
@@ -220,25 +306,46 @@ class Runtime:
         return True
 
     def check_syntax(self, code: str) -> dict[str, Any] | None:
-        """Compile ``code`` without running it: None when it compiles, else a COMPILATION_ERROR dict."""
-        _, problem = self._handler_id(code)
+        """Compile ``code`` without running it: None when it compiles, else a COMPILATION_ERROR dict.
+
+        The location is relative to the first line of ``code``.
+        """
+        _, problem = self._identify(code)
         if problem is not None:
             return problem
-        self._check_open()
+        if self._closed:
+            raise RuntimeClosedError("the runtime is closed")
         sandbox = self._pool.acquire(None, self.config.acquire_timeout_ms / 1000)
-        request = (
-            '{"h":"' + _CHECK_ID + '","k":1,"c":' + _encode(code) + ',"s":{},"a":{},"cp":{"r":[],"w":[],"e":[],'
-            '"v":[],"x":[]},"lm":' + self._limits_json + "}"
-        ).encode("ascii")
+        grant_slot, granted = sandbox.capabilities.lookup(_CHECK_GRANT)
+        grant = "" if granted else ',"cp":[[],[],[],[],[]],"lm":' + self._limits_json
+        request = f'[0,{grant_slot},{{}},{{}},{{"k":1,"c":{_encode(code)}{grant}}}]'.encode("ascii")
         answer, _ = self._run(sandbox, request, float(self.config.timeout_ms), resume=False)
-        if answer.get("breakout"):
+        segment = self._segment(answer, None)
+        if segment.discard:
+            sandbox.dirty = True
+        if segment.error is not None and segment.error.get("code") in INSTANCE_POISONING_CODES:
             sandbox.dirty = True
         self._pool.release(sandbox)
-        if answer.get("st") == "ok":
+        if segment.error is None:
             return None
-        return self._error(answer.get("er"), code)
+        return self._error(segment.error, code)
+
+    def gauge_figures(self) -> dict[str, float]:
+        """The instantaneous figures behind the runtime gauges of ``runtime.metrics``."""
+        counts = self._pool.counts()
+        with self._susp_cond:
+            suspended = len(self._suspensions)
+        return {
+            "idle": counts["idle"],
+            "busy": counts["checked_out"],
+            "suspended": suspended,
+            "cache_hits": self._cache_hits,
+            "cache_misses": self._cache_misses,
+            "memory_peak_bytes": self._pool.peak_memory,
+        }
 
     def stats(self) -> dict[str, Any]:
+        """Pool, cache, duration and memory figures of this runtime."""
         counts = self._pool.counts()
         with self._susp_cond:
             suspended = len(self._suspensions)
@@ -287,7 +394,9 @@ class Runtime:
             if self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
                 self._executor = None
-        _live_runtimes.discard(self)
+        if "runtime.metrics" in sys.modules:
+            self.flush_metrics()
+        telemetry.unregister(self)
 
     @property
     def closed(self) -> bool:
@@ -301,7 +410,7 @@ class Runtime:
 
     # ------------------------------------------------------------------ execution
 
-    def _run(self, sandbox: Sandbox, request: bytes, timeout_ms: float, resume: bool) -> tuple[dict[str, Any], float]:
+    def _run(self, sandbox: Sandbox, request: bytes, timeout_ms: float, resume: bool) -> tuple[list[Any], float]:
         """Send one request; a failed instance yields an error answer and is marked dirty."""
         ticks = int(timeout_ms // TICK_MS) + 2
         ticker = self._guest.ticker
@@ -310,19 +419,61 @@ class Runtime:
         try:
             answer = sandbox.resume(request, ticks) if resume else sandbox.start(request, ticks)
         except GuestFault as fault:
-            answer = {"st": "err", "er": fault.to_error()}
-        except Exception as exc:  # noqa: BLE001 - the caller gets INTERNAL_ERROR, the instance is dropped
+            answer = [ANSWER_ERROR, fault.to_error(), [], 0]
+        except Exception as exc:  # the caller gets INTERNAL_ERROR, the instance is dropped
             logger.exception("sandbox failure")
             sandbox.dirty = True
-            answer = {"st": "err", "er": error_dict(INTERNAL_ERROR, f"sandbox failure: {exc}")}
+            answer = [ANSWER_ERROR, error_dict(INTERNAL_ERROR, f"sandbox failure: {exc}"), [], 0]
         finally:
             ticker.exit()
         return answer, (time.perf_counter() - begin) * 1000
 
+    def _segment(self, answer: list[Any], ctx: ExecutionContext | None) -> _Segment:
+        """Convert a glue answer; with a context, re-check it against the capabilities."""
+        kind = answer[0]
+        try:
+            if kind == ANSWER_ERROR:
+                error = answer[1] if isinstance(answer[1], dict) else error_dict(INTERNAL_ERROR, "malformed error")
+                return _Segment(kind, error=error, logs=_logs(answer[2]), calls=_calls(answer[3]),
+                                discard=bool(error.get("breakout")))
+            logs, calls = _logs(answer[5]), _calls(answer[6])
+            segment = _Segment(kind, logs=logs, calls=calls)
+            if kind == ANSWER_OK:
+                segment.return_value = answer[1]
+            else:
+                segment.call = answer[1]
+            if ctx is None:
+                return segment
+            caps = self._checks.get(ctx.capability_set)
+            if caps is None:
+                if len(self._checks) >= 1024:
+                    self._checks.clear()
+                caps = self._checks[ctx.capability_set] = _Checks(ctx.capability_set)
+            problem: dict[str, Any] | None = None
+            if answer[2]:
+                problem = _convert_mutations(answer[2], caps, segment)
+            if answer[3] and problem is None:
+                problem = _convert_events(answer[3], caps, segment)
+            if answer[4] and problem is None:
+                problem = _convert_views(answer[4], caps, segment)
+            if problem is None and calls > self.config.max_host_calls:
+                problem = error_dict(RESOURCE_LIMIT, f"more than {self.config.max_host_calls} sandbox API calls")
+            if problem is None and kind == ANSWER_SUSPENDED:
+                problem = _check_call(segment.call, caps, ctx.extension_methods)
+            segment.error = problem
+            if problem is not None:
+                # The glue checks all of this itself: an answer that fails here comes
+                # from a guest that changed its glue, and the instance goes.
+                segment.kind = ANSWER_ERROR
+                segment.discard = True
+            return segment
+        except (IndexError, TypeError, ValueError, AttributeError):
+            return _Segment(ANSWER_ERROR, error=error_dict(INTERNAL_ERROR, _MALFORMED), logs=[], discard=True)
+
     def _conclude(
         self,
         sandbox: Sandbox,
-        answer: dict[str, Any],
+        segment: _Segment,
         ctx: ExecutionContext,
         code: str,
         timeout_ms: int,
@@ -330,60 +481,47 @@ class Runtime:
         started: int,
         cache_hit: bool | None,
     ) -> ExecutionResult:
-        outcome = self._verify(answer, ctx)
-        if outcome.error is not None and outcome.error["code"] in INSTANCE_POISONING_CODES:
+        error = segment.error
+        if (error is None or error.get("code") == EXECUTION_ERROR) and sandbox.exhausted_memory():
+            # The handler caught an out-of-memory error (or failed because of it).
+            error = segment.error = error_dict(
+                MEMORY_LIMIT, f"the handler used up its memory limit of {self.config.memory_limit_mb} MiB"
+            )
+        if segment.discard or (error is not None and error.get("code") in INSTANCE_POISONING_CODES):
             sandbox.dirty = True
-        if answer.get("breakout"):
-            sandbox.dirty = True
-        host_calls = _host_calls(answer.get("hc"))
         memory = sandbox.memory_size()
-        result = ExecutionResult(status=ERROR, logs=_logs(answer.get("lg")))
-        if outcome.error is not None:
-            result.error = self._error(outcome.error, code)
-            self._pool.release(sandbox)
-        elif answer["st"] == "sus":
-            self._fill(result, answer)
-            result.status = SUSPENDED
-            result.suspension = self._suspend(sandbox, answer["x"], ctx, code, timeout_ms, used_ms)
-        else:
-            self._fill(result, answer)
-            result.status = SUCCESS
-            result.return_value = answer.get("rv")
-            self._pool.release(sandbox)
-        duration_us = (time.perf_counter_ns() - started) // 1000
-        result.metrics = {
-            "duration_us": duration_us,
+        metrics_ = {
+            "duration_us": 0,
             "memory_used_bytes": memory,
             "memory_peak_bytes": memory,
-            "host_calls": sum(host_calls.values()),
+            "host_calls": segment.calls,
             "cache_hit": cache_hit is not False,
         }
-        self._record(result, duration_us, host_calls, cache_hit)
+        logs = segment.logs or []
+        if error is not None:
+            result = ExecutionResult(ERROR, None, [], [], [], self._error(error, code), None, metrics_, logs)
+            self._pool.release(sandbox, memory)
+        elif segment.kind == ANSWER_SUSPENDED:
+            suspension = self._suspend(sandbox, segment.call or [], ctx, code, timeout_ms, used_ms)
+            result = ExecutionResult(
+                SUSPENDED, None, segment.mutations or [], segment.events or [], segment.views or [], None,
+                suspension, metrics_, logs,
+            )
+        else:
+            result = ExecutionResult(
+                SUCCESS, segment.return_value, segment.mutations or [], segment.events or [], segment.views or [],
+                None, None, metrics_, logs,
+            )
+            self._pool.release(sandbox, memory)
+        duration_us = (time.perf_counter_ns() - started) // 1000
+        metrics_["duration_us"] = duration_us
+        self._record(result, duration_us, cache_hit)
         return result
-
-    @staticmethod
-    def _fill(result: ExecutionResult, answer: dict[str, Any]) -> None:
-        result.state_mutations = answer.get("mu") or []
-        result.events = answer.get("ev") or []
-        result.view_commands = answer.get("vc") or []
-
-    def _verify(self, answer: dict[str, Any], ctx: ExecutionContext) -> _Outcome:
-        """Re-check a guest answer against the capabilities: the glue is not trusted."""
-        status = answer.get("st")
-        if status == "err":
-            error = answer.get("er")
-            if not isinstance(error, dict):
-                error = error_dict(INTERNAL_ERROR, "the sandbox reported a malformed error")
-            return _Outcome(answer, error)
-        if status not in ("ok", "sus"):
-            return _Outcome(answer, error_dict(INTERNAL_ERROR, f"unexpected sandbox answer {status!r}"))
-        problem = _check_answer(answer, ctx.capability_set, ctx.extension_methods, self.config.max_host_calls)
-        return _Outcome(answer, problem)
 
     def _suspend(
         self,
         sandbox: Sandbox,
-        call: dict[str, Any],
+        call: list[Any],
         ctx: ExecutionContext,
         code: str,
         timeout_ms: int,
@@ -394,7 +532,7 @@ class Runtime:
             sandbox=sandbox,
             context=ctx,
             code=code,
-            call_id=int(call["id"]),
+            call_id=int(call[0]),
             timeout_ms=timeout_ms,
             used_ms=used_ms,
             expires_at=time.monotonic() + self.config.suspension_ttl_s,
@@ -405,12 +543,7 @@ class Runtime:
                 self._reaper = threading.Thread(target=self._reap_loop, name="nexus-suspensions", daemon=True)
                 self._reaper.start()
             self._susp_cond.notify()
-        return {
-            "suspension_id": suspension_id,
-            "extension": call["extension"],
-            "method": call["method"],
-            "args": call.get("args") or [],
-        }
+        return {"suspension_id": suspension_id, "extension": call[1], "method": call[2], "args": call[3]}
 
     def _take_suspension(self, suspension_id: object) -> _Suspension | None:
         if not isinstance(suspension_id, str):
@@ -432,27 +565,16 @@ class Runtime:
                 for key, record in list(self._suspensions.items()):
                     if record.expires_at <= now:
                         expired.append(self._suspensions.pop(key))
-                upcoming = min((r.expires_at for r in self._suspensions.values()), default=now + 60)
                 if not expired:
+                    upcoming = min((r.expires_at for r in self._suspensions.values()), default=now + 60)
                     self._susp_cond.wait(max(upcoming - now, 0.01))
             for record in expired:
-                logger.info("suspended execution expired; its instance is freed")
+                logger.info("a suspended execution expired; its instance is freed")
                 self._pool.discard(record.sandbox)
 
     # ------------------------------------------------------------------ helpers
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeClosedError("the runtime is closed")
-
-    def _timeout(self, timeout_ms: int | None) -> int:
-        if timeout_ms is None:
-            return self.config.timeout_ms
-        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int | float) or timeout_ms <= 0:
-            raise ValueError("timeout_ms must be a positive number of milliseconds")
-        return int(timeout_ms)
-
-    def _handler_id(self, code: object) -> tuple[str, dict[str, Any] | None]:
+    def _identify(self, code: object) -> tuple[str, dict[str, Any] | None]:
         """The cache key of a handler and, when its code is unusable, why."""
         if not isinstance(code, str):
             return "", error_dict(INVALID_HANDLER, "handler code must be a string")
@@ -466,28 +588,28 @@ class Runtime:
             self._handler_ids[code] = known
         return known
 
-    def _caps(self, ctx: ExecutionContext) -> tuple[str, bool]:
-        key = tuple(ctx.capabilities)
-        cached = self._caps_json.get(key)
+    def _grant(self, ctx: ExecutionContext) -> tuple[str, bool]:
+        """The capability scopes as the glue takes them, and whether every key is readable."""
+        cached = self._grants.get(ctx.grant_key)
         if cached is None:
-            cached = _caps_payload(ctx.capability_set)
-            if len(self._caps_json) >= 1024:
-                self._caps_json.clear()
-            self._caps_json[key] = cached
+            cached = _grant_payload(ctx.capability_set)
+            if len(self._grants) >= 1024:
+                self._grants.clear()
+            self._grants[ctx.grant_key] = cached
         return cached
 
-    def _state_json(self, ctx: ExecutionContext, state: Any) -> str:
-        if not isinstance(state, dict):
+    @staticmethod
+    def _state_json(ctx: ExecutionContext, state: Any, reads_all: bool) -> str:
+        """Only readable keys enter the sandbox."""
+        if type(state) is not dict:
             state = dict(state)
-        if not self._caps(ctx)[1]:
+        if not reads_all:
             can_read = ctx.capability_set.can_read
             state = {key: value for key, value in state.items() if isinstance(key, str) and can_read(key)}
         return _encode(state)
 
-    def _error(self, raw: Any, code: str) -> dict[str, Any]:
+    def _error(self, raw: dict[str, Any], code: str) -> dict[str, Any]:
         """Normalize a guest error: known code, message, handler-relative location and stack."""
-        if not isinstance(raw, dict):
-            raw = {}
         error_code = raw.get("code")
         if error_code not in ERROR_CODES:
             error_code = INTERNAL_ERROR
@@ -496,6 +618,9 @@ class Runtime:
         stack = raw.get("stack")
         if isinstance(stack, str):
             location, clean = _handler_stack(stack)
+            if location is not None and error_code == COMPILATION_ERROR:
+                location = _syntax_location(code, location["line"])
+                clean = f"    at handler:{location['line']}:{location['column']}"
             if location is not None:
                 error["location"] = location
                 snippet = _snippet(code, location["line"])
@@ -503,6 +628,13 @@ class Runtime:
                     error["snippet"] = snippet
             if clean:
                 error["stack"] = clean
+        if error_code == COMPILATION_ERROR and "location" not in error:
+            location = _any_syntax_error(code)
+            if location is not None:
+                error["location"] = location
+                snippet = _snippet(code, location["line"])
+                if snippet is not None:
+                    error["snippet"] = snippet
         resource = raw.get("resource")
         if isinstance(resource, str):
             error["resource"] = resource
@@ -512,32 +644,59 @@ class Runtime:
         duration_us = (time.perf_counter_ns() - started) // 1000
         result = ExecutionResult(status=ERROR, error=error)
         result.metrics["duration_us"] = duration_us
-        self._record(result, duration_us, {}, None)
+        self._record(result, duration_us, None)
         return result
 
-    def _record(
-        self, result: ExecutionResult, duration_us: int, host_calls: dict[str, int], cache_hit: bool | None
-    ) -> None:
-        """Count an execution; ``cache_hit`` is None when it never reached an instance."""
+    def _record(self, result: ExecutionResult, duration_us: int, cache_hit: bool | None) -> None:
+        """Count an execution; ``cache_hit`` is None when no handler lookup took place.
+
+        Prometheus updates are buffered here and applied by :meth:`flush_metrics`, which
+        the registry runs before every collection.
+        """
         code = result.error["code"] if result.error else ""
+        key = (result.status, code)
+        seconds = duration_us / 1e6
+        bucket = bisect.bisect_left(telemetry.DURATION_BUCKETS, seconds)
         with self._stats_lock:
             self._executions += 1
             self._duration_us_total += duration_us
-            if result.error:
+            if code:
                 self._errors += 1
             if cache_hit is True:
                 self._cache_hits += 1
             elif cache_hit is False:
                 self._cache_misses += 1
-        metrics.HANDLER_EXECUTIONS_TOTAL.labels(result.status, code).inc()
-        metrics.HANDLER_DURATION_SECONDS.observe(duration_us / 1e6)
-        if code:
-            metrics.ERRORS_TOTAL.labels(code).inc()
-        for function, count in host_calls.items():
-            metrics.HOST_CALLS_TOTAL.labels(function).inc(count)
+            outcomes = self._pending_outcomes
+            outcomes[key] = outcomes.get(key, 0) + 1
+            self._pending_buckets[bucket] += 1
+            self._pending_seconds += seconds
+            if result.events or result.logs or result.view_commands or result.suspension:
+                _count_calls(result, self._pending_calls)
+
+    def flush_metrics(self) -> None:
+        """Apply the buffered execution figures to the Prometheus metrics (``runtime.metrics``)."""
+        from . import metrics
+
+        with self._stats_lock:
+            outcomes, self._pending_outcomes = self._pending_outcomes, {}
+            buckets, self._pending_buckets = self._pending_buckets, [0] * (len(telemetry.DURATION_BUCKETS) + 1)
+            seconds, self._pending_seconds = self._pending_seconds, 0.0
+            calls, self._pending_calls = self._pending_calls, [0] * len(_CALL_FUNCTIONS)
+        for (status, code), count in outcomes.items():
+            metrics.HANDLER_EXECUTIONS_TOTAL.labels(status, code).inc(count)
+            if code:
+                metrics.ERRORS_TOTAL.labels(code).inc(count)
+        if any(buckets):
+            metrics.add_durations(buckets, seconds, metrics.HANDLER_DURATION_SECONDS.observe)
+        for index, count in enumerate(calls):
+            if count:
+                metrics.HOST_CALLS_TOTAL.labels(_CALL_FUNCTIONS[index]).inc(count)
 
     def _worker_pool(self) -> ThreadPoolExecutor:
-        self._check_open()
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._closed:
+            raise RuntimeClosedError("the runtime is closed")
         with self._executor_lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
@@ -549,9 +708,13 @@ class Runtime:
 # ---------------------------------------------------------------------- module helpers
 
 
-def _check_code(code: object) -> dict[str, Any] | None:
-    if not isinstance(code, str):
-        return error_dict(INVALID_HANDLER, "handler code must be a string")
+def _timeout(timeout_ms: object) -> int:
+    if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int | float) or timeout_ms <= 0:
+        raise ValueError("timeout_ms must be a positive number of milliseconds")
+    return max(int(timeout_ms), 1)
+
+
+def _check_code(code: str) -> dict[str, Any] | None:
     try:
         size = len(code.encode("utf-8"))
     except UnicodeEncodeError:
@@ -564,7 +727,7 @@ def _check_code(code: object) -> dict[str, Any] | None:
 
 
 def _plain(value: Any) -> Any:
-    """Make mappings plain dicts so the JSON encoder accepts them (shallow)."""
+    """Tuples as lists, other mappings as dicts, so the JSON encoder accepts them (top level)."""
     if value is None or isinstance(value, dict | list | str | int | float | bool):
         return value
     if isinstance(value, tuple):
@@ -575,67 +738,82 @@ def _plain(value: Any) -> Any:
         return value
 
 
-def _caps_payload(caps: CapabilitySet) -> tuple[str, bool]:
-    groups: dict[str, list[str]] = {"r": [], "w": [], "e": [], "v": [], "x": []}
-    kinds = {"state:read": "r", "events:emit": "e", "view:update": "v", "ext": "x"}
+def _grant_payload(caps: CapabilitySet) -> tuple[str, bool]:
+    """``[read, write, emit, view, ext]`` scopes for the glue; write implies read."""
+    kinds = ("state:read", "state:write", "events:emit", "view:update", "ext")
+    groups: dict[str, list[str]] = {kind: [] for kind in kinds}
     for token in caps.tokens:
         capability = parse_capability(token)
-        if capability.kind == "state:write":
-            groups["w"].append(capability.scope)
-            groups["r"].append(capability.scope)
-        else:
-            groups[kinds[capability.kind]].append(capability.scope)
-    return _encode(groups), "*" in groups["r"]
+        groups[capability.kind].append(capability.scope)
+    readable = groups["state:read"] + groups["state:write"]
+    payload = [readable, groups["state:write"], groups["events:emit"], groups["view:update"], groups["ext"]]
+    return _encode(payload), "*" in readable
 
 
-def _is_compile_failure(answer: dict[str, Any]) -> bool:
-    error = answer.get("er")
-    return answer.get("st") == "err" and isinstance(error, dict) and error.get("code") == COMPILATION_ERROR
+_MALFORMED = "the sandbox answer is malformed"
 
 
-def _check_answer(
-    answer: dict[str, Any], caps: CapabilitySet, extensions: dict[str, list[str]], max_host_calls: int
-) -> dict[str, Any] | None:
-    mutations = answer.get("mu")
-    events = answer.get("ev")
-    views = answer.get("vc")
-    if not isinstance(mutations, list) or not isinstance(events, list) or not isinstance(views, list):
-        return error_dict(INTERNAL_ERROR, "the sandbox answer is malformed")
-    if len(mutations) > MAX_STATE_MUTATIONS:
+def _convert_mutations(raw: Any, caps: _Checks, segment: _Segment) -> dict[str, Any] | None:
+    if type(raw) is not list:
+        return error_dict(INTERNAL_ERROR, _MALFORMED)
+    if len(raw) > MAX_STATE_MUTATIONS:
         return error_dict(RESOURCE_LIMIT, f"more than {MAX_STATE_MUTATIONS} state mutations")
-    if len(events) > MAX_EVENTS:
-        return error_dict(RESOURCE_LIMIT, f"more than {MAX_EVENTS} events")
-    if sum(_host_calls(answer.get("hc")).values()) > max_host_calls:
-        return error_dict(RESOURCE_LIMIT, f"more than {max_host_calls} sandbox API calls")
-    for mutation in mutations:
-        key = mutation.get("key") if isinstance(mutation, dict) else None
-        operation = mutation.get("operation") if isinstance(mutation, dict) else None
-        if not isinstance(key, str) or operation not in ("set", "delete") or (operation == "set" and "value" not in mutation):
+    mutations = []
+    can_write = caps.can_write
+    for entry in raw:
+        if type(entry) is not list or not 1 <= len(entry) <= 2 or not isinstance(entry[0], str):
             return error_dict(INTERNAL_ERROR, "the sandbox reported a malformed state mutation")
-        if not caps.can_write(key):
+        key = entry[0]
+        if not can_write(key):
             return _denied(f"state:write:{key}", f"changing $state.{key} needs the capability state:write:{key}")
-    for event in events:
-        name = event.get("name") if isinstance(event, dict) else None
-        if not isinstance(name, str):
-            return error_dict(INTERNAL_ERROR, "the sandbox reported a malformed event")
-        if not caps.can_emit(name):
-            return _denied(f"events:emit:{name}", f"emitting {name!r} needs the capability events:emit:{name}")
-    for command in views:
-        target = command.get("componentId") if isinstance(command, dict) else None
-        if not isinstance(target, str) or command.get("type") not in _VIEW_TYPES or not isinstance(command.get("args"), dict):
-            return error_dict(INTERNAL_ERROR, "the sandbox reported a malformed view command")
-        if not caps.can_update_view(target):
-            return _denied(f"view:update:{target}", f"updating view {target!r} needs the capability view:update:{target}")
-    if answer.get("st") == "sus":
-        return _check_call(answer.get("x"), caps, extensions)
+        if len(entry) == 2:
+            mutations.append({"key": key, "value": entry[1], "operation": "set"})
+        else:
+            mutations.append({"key": key, "operation": "delete"})
+    segment.mutations = mutations
     return None
 
 
-def _check_call(call: Any, caps: CapabilitySet, extensions: dict[str, list[str]]) -> dict[str, Any] | None:
-    if not isinstance(call, dict) or not isinstance(call.get("id"), int):
+def _convert_events(raw: Any, caps: _Checks, segment: _Segment) -> dict[str, Any] | None:
+    if type(raw) is not list:
+        return error_dict(INTERNAL_ERROR, _MALFORMED)
+    if len(raw) > MAX_EVENTS:
+        return error_dict(RESOURCE_LIMIT, f"more than {MAX_EVENTS} events")
+    events = []
+    for entry in raw:
+        if type(entry) is not list or len(entry) != 2 or not isinstance(entry[0], str):
+            return error_dict(INTERNAL_ERROR, "the sandbox reported a malformed event")
+        name, payload = entry
+        if not caps.can_emit(name):
+            return _denied(f"events:emit:{name}", f"emitting {name!r} needs the capability events:emit:{name}")
+        events.append({"name": name, "payload": payload})
+    segment.events = events
+    return None
+
+
+def _convert_views(raw: Any, caps: _Checks, segment: _Segment) -> dict[str, Any] | None:
+    if type(raw) is not list:
+        return error_dict(INTERNAL_ERROR, _MALFORMED)
+    views = []
+    for entry in raw:
+        if type(entry) is not list or len(entry) != 3:
+            return error_dict(INTERNAL_ERROR, "the sandbox reported a malformed view command")
+        kind, target, args = entry
+        if kind not in _VIEW_TYPES or not isinstance(target, str) or not isinstance(args, dict):
+            return error_dict(INTERNAL_ERROR, "the sandbox reported a malformed view command")
+        if not caps.can_update_view(target):
+            message = f"updating view {target!r} needs the capability view:update:{target}"
+            return _denied(f"view:update:{target}", message)
+        views.append({"type": kind, "componentId": target, "args": args})
+    segment.views = views
+    return None
+
+
+def _check_call(call: Any, caps: _Checks, extensions: dict[str, list[str]]) -> dict[str, Any] | None:
+    if not isinstance(call, list) or len(call) != 4 or not isinstance(call[0], int):
         return error_dict(INTERNAL_ERROR, "the sandbox reported a malformed extension call")
-    alias, method = call.get("extension"), call.get("method")
-    if not isinstance(alias, str) or not isinstance(method, str) or not isinstance(call.get("args"), list):
+    alias, method, args = call[1], call[2], call[3]
+    if not isinstance(alias, str) or not isinstance(method, str) or not isinstance(args, list):
         return error_dict(INTERNAL_ERROR, "the sandbox reported a malformed extension call")
     if not caps.can_use_ext(alias):
         return _denied(f"ext:{alias}", f"$ext.{alias} needs the capability ext:{alias}")
@@ -648,24 +826,27 @@ def _denied(resource: str, message: str) -> dict[str, Any]:
     return error_dict(PERMISSION_DENIED, message, resource=resource)
 
 
-def _host_calls(raw: Any) -> dict[str, int]:
-    if not isinstance(raw, dict):
-        return {}
-    calls: dict[str, int] = {}
-    for name, count in raw.items():
-        if isinstance(count, int) and count > 0:
-            label = name if name in metrics.HOST_FUNCTIONS else "other"
-            calls[label] = calls.get(label, 0) + count
-    return calls
+def _calls(raw: Any) -> int:
+    return raw if isinstance(raw, int) and raw > 0 else 0
+
+
+def _count_calls(result: ExecutionResult, counts: list[int]) -> None:
+    """Per-function sandbox API calls, as far as the result shows them."""
+    counts[0] += len(result.events)
+    counts[1] += len(result.logs)
+    if result.suspension:
+        counts[2] += 1
+    for command in result.view_commands:
+        counts[_VIEW_SLOT[command["type"]]] += 1
 
 
 def _logs(raw: Any) -> list[dict[str, str]]:
-    if not isinstance(raw, list):
+    if not raw or not isinstance(raw, list):
         return []
     return [
-        {"level": str(entry.get("level", "info")), "message": str(entry.get("message", ""))}
+        {"level": str(entry[0]), "message": str(entry[1])}
         for entry in raw
-        if isinstance(entry, dict)
+        if isinstance(entry, list) and len(entry) == 2
     ]
 
 
@@ -690,45 +871,66 @@ def _handler_stack(stack: str) -> tuple[dict[str, int] | None, str]:
     return location, "\n".join(kept)
 
 
+def _syntax_location(code: str, line: int) -> dict[str, int]:
+    """Where a syntax error is, from QuickJS's line and a second parse for the column.
+
+    QuickJS reports the right line but not a usable column inside the wrapper; the
+    first error node tree-sitter finds on that line gives it. Past the end of the code
+    (an unclosed construct), the error sits at the end of the last line.
+    """
+    lines = code.split("\n")
+    if line > len(lines):
+        return {"line": len(lines), "column": len(lines[-1].rstrip("\r")) + 1}
+    text = lines[line - 1]
+    column = len(text) - len(text.lstrip()) + 1
+    try:
+        from .capabilities import parse_handler_tree
+
+        found = _first_error_on(parse_handler_tree(code).root_node, line)
+        if found is not None:
+            # tree-sitter columns count UTF-8 bytes.
+            column = len(text.encode("utf-8")[:found].decode("utf-8", "ignore")) + 1
+    except Exception:  # the column is a refinement; keep the estimate
+        logger.debug("syntax error column lookup failed", exc_info=True)
+    return {"line": line, "column": column}
+
+
+def _any_syntax_error(code: str) -> dict[str, int] | None:
+    """Location of the first syntax error tree-sitter sees anywhere in ``code``."""
+    try:
+        from .capabilities import parse_handler_tree
+
+        stack = [parse_handler_tree(code).root_node]
+        while stack:
+            node = stack.pop()
+            if node.type == "ERROR" or node.is_missing:
+                row, byte_column = node.start_point
+                lines = code.split("\n")
+                if 1 <= row <= len(lines):
+                    prefix = lines[row - 1].encode("utf-8")[:byte_column].decode("utf-8", "ignore")
+                    return {"line": row, "column": len(prefix) + 1}
+                return None
+            if node.has_error or node.is_missing:
+                stack.extend(reversed(node.children))
+    except Exception:  # a location is a refinement
+        logger.debug("syntax error lookup failed", exc_info=True)
+    return None
+
+
+def _first_error_on(root: Any, line: int) -> int | None:
+    """Byte column of the first ERROR or MISSING node starting on ``line`` (tree rows = lines)."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if (node.type == "ERROR" or node.is_missing) and node.start_point[0] == line:
+            return int(node.start_point[1])
+        if node.has_error or node.is_missing:
+            stack.extend(reversed(node.children))
+    return None
+
+
 def _snippet(code: str, line: int) -> str | None:
     lines = code.split("\n")
     if 1 <= line <= len(lines):
         return lines[line - 1].rstrip("\r")[:200]
     return None
-
-
-def live_runtimes() -> list[Runtime]:
-    return list(_live_runtimes)
-
-
-def _instances(state: str) -> float:
-    total = 0
-    for runtime in live_runtimes():
-        counts = runtime._pool.counts()
-        with runtime._susp_cond:
-            suspended = len(runtime._suspensions)
-        if state == "idle":
-            total += counts["idle"]
-        elif state == "busy":
-            total += counts["checked_out"]
-        else:
-            total += suspended
-    return float(total)
-
-
-def _hit_rate() -> float:
-    hits = misses = 0
-    for runtime in live_runtimes():
-        hits += runtime._cache_hits
-        misses += runtime._cache_misses
-    return hits / (hits + misses) if hits + misses else 0.0
-
-
-def _memory_peak() -> float:
-    return float(max((runtime._pool.peak_memory for runtime in live_runtimes()), default=0))
-
-
-for _state in ("idle", "busy", "suspended"):
-    metrics.RUNTIME_INSTANCES.labels(_state).set_function(functools.partial(_instances, _state))
-metrics.WASM_CACHE_HIT_RATE.set_function(_hit_rate)
-metrics.RUNTIME_MEMORY_PEAK_BYTES.set_function(_memory_peak)

@@ -14,7 +14,9 @@ and the answer (one JSON string) is read back from the guest's result buffer.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
+import json.scanner
 import logging
 import secrets
 import struct
@@ -27,7 +29,7 @@ from typing import Any
 import wasmtime
 
 from ._wasmcall import GuestCalls, GuestTrap, export_funcs
-from .engine import GuestModule
+from .engine import CACHE_PREFIX, GuestModule, trusted_file, write_private_file
 from .errors import INTERNAL_ERROR, MEMORY_LIMIT, RESOURCE_LIMIT, TIMEOUT, GuestFault
 from .limits import GUEST_ALLOCATOR_HEADROOM_BYTES, MAX_COMPILED_PER_INSTANCE
 
@@ -40,8 +42,18 @@ CHUNK = 4096
 JOB_BATCH = 100_000
 STATUS_OK = 0
 STATUS_JS_ERROR = 1
-# A recognisable allocator limit, set while the template looks for QuickJS's counters.
-_PROBE_MALLOC_LIMIT = 0x7EDC_BA97
+# First element of every glue answer.
+ANSWER_OK = 0
+ANSWER_ERROR = 1
+ANSWER_SUSPENDED = 2
+ANSWER_PENDING = 3
+ANSWER_KINDS = frozenset({ANSWER_OK, ANSWER_ERROR, ANSWER_SUSPENDED, ANSWER_PENDING})
+# Linear memory this close to the cap means the guest's allocator has been refused.
+EXHAUSTION_MARGIN = 1024 * 1024
+# Epoch ticks allowed for setting an instance up (the ticker may already be running).
+SETUP_TICKS = 2000
+# Capability sets (with their extension tables) cached per instance.
+MAX_CAPABILITY_SETS = 64
 
 _EXPORTS = [
     "qjs_alloc",
@@ -59,7 +71,6 @@ _EXPORTS = [
     "last_exception",
     "set_memory_limit",
     "new_undefined",
-    "compute_memory_usage",
 ]
 
 
@@ -80,25 +91,79 @@ class PristineImage:
     out_ptr: int
     # Addresses of the pointer and length words of the guest's result buffer, when found.
     result_words: tuple[int, int] | None
-    # Address of QuickJS's allocated-bytes counter, when found.
-    malloc_size_word: int | None
 
     @property
     def image_bytes(self) -> int:
         return sum(len(data) for _, data in self.chunks)
 
 
+# The json module's scanner, called directly: json.loads adds a few checks per call.
+_scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
 _image_lock = threading.Lock()
 _images: dict[str, PristineImage] = {}
+_IMAGE_MAGIC = b"NXQJSIMG\x01"
+_IMAGE_FIELDS = ("memory_size", "stack_pointer", "run", "poll", "resume", "cancel", "undefined", "io_ptr",
+                 "argv_ptr", "out_ptr", "result_words")
 
 
 def pristine_image(guest: GuestModule) -> PristineImage:
+    """The image for this guest and glue: from memory, from the cache directory, or built."""
+    glue = GLUE_PATH.read_bytes()
+    key = hashlib.sha256(guest.wasm_sha256.encode() + b"|" + glue).hexdigest()[:24]
     with _image_lock:
-        image = _images.get(guest.wasm_sha256)
+        image = _images.get(key)
         if image is None:
-            image = _build_image(guest)
-            _images[guest.wasm_sha256] = image
+            path = _image_path(guest, key)
+            image = _load_image(path) if path is not None else None
+            if image is None:
+                image = _build_image(guest, glue.decode("utf-8"))
+                if path is not None:
+                    _save_image(path, image)
+            _images[key] = image
         return image
+
+
+def _image_path(guest: GuestModule, key: str) -> Path | None:
+    if guest.cache_path is None:
+        return None
+    return Path(guest.cache_path).parent / f"{CACHE_PREFIX}image-{key}.bin"
+
+
+def _save_image(path: Path, image: PristineImage) -> None:
+    header = {name: getattr(image, name) for name in _IMAGE_FIELDS}
+    header["chunks"] = [[offset, len(data)] for offset, data in image.chunks]
+    head = json.dumps(header).encode()
+    body = _IMAGE_MAGIC + struct.pack("<I", len(head)) + head + b"".join(data for _, data in image.chunks)
+    write_private_file(path, body + hashlib.sha256(body).digest())
+
+
+def _load_image(path: Path) -> PristineImage | None:
+    """A cached image, or None when there is none or it is not intact."""
+    if not trusted_file(path):
+        return None
+    try:
+        blob = path.read_bytes()
+        body, digest = blob[:-32], blob[-32:]
+        if not body.startswith(_IMAGE_MAGIC) or hashlib.sha256(body).digest() != digest:
+            raise ValueError("damaged")
+        at = len(_IMAGE_MAGIC)
+        (size,) = struct.unpack_from("<I", body, at)
+        header = json.loads(body[at + 4 : at + 4 + size])
+        at += 4 + size
+        chunks = []
+        for offset, length in header.pop("chunks"):
+            chunks.append((int(offset), body[at : at + length]))
+            at += length
+        if at != len(body):
+            raise ValueError("damaged")
+        words = header.pop("result_words")
+        return PristineImage(
+            chunks=tuple(chunks), result_words=tuple(words) if words else None, **header  # type: ignore[arg-type]
+        )
+    except (OSError, ValueError, TypeError, KeyError, struct.error) as exc:
+        logger.warning("ignoring unusable guest image cache %s: %s", path, exc)
+        return None
 
 
 def _instantiate(guest: GuestModule, memory_limit: int | None) -> tuple[wasmtime.Store, Any]:
@@ -119,13 +184,12 @@ def _bind(store: wasmtime.Store, exports: Any) -> tuple[GuestCalls, wasmtime.Mem
     return GuestCalls(store, export_funcs(exports, _EXPORTS), memory), memory, stack_pointer
 
 
-def _build_image(guest: GuestModule) -> PristineImage:
+def _build_image(guest: GuestModule, glue: str) -> PristineImage:
     store, exports = _instantiate(guest, None)
     store.set_epoch_deadline(1 << 40)
     calls, _memory, stack_pointer = _bind(store, exports)
     fresh = calls.read(0, calls.memory_size())
-    calls.call1("set_memory_limit", _PROBE_MALLOC_LIMIT)
-    api = _eval_script(calls, GLUE_PATH.read_text(encoding="utf-8"))
+    api = _eval_script(calls, glue)
     entry = {name: _get_prop(calls, api, name) for name in ("run", "poll", "resume", "cancel")}
     undefined = calls.call0("new_undefined")
     io_ptr = calls.call1("qjs_alloc", IO_BUFFER_BYTES)
@@ -134,7 +198,6 @@ def _build_image(guest: GuestModule) -> PristineImage:
     if not all((undefined, io_ptr, argv_ptr, out_ptr, *entry.values())):
         raise RuntimeError("the QuickJS guest could not allocate the glue's buffers")
     result_words = _find_result_words(calls)
-    malloc_word = _find_malloc_counter(calls)
     calls.call0("qjs_result_free")
     size = calls.memory_size()
     image = calls.read(0, size)
@@ -155,7 +218,6 @@ def _build_image(guest: GuestModule) -> PristineImage:
         argv_ptr=argv_ptr,
         out_ptr=out_ptr,
         result_words=result_words,
-        malloc_size_word=malloc_word,
         **entry,
     )
     logger.debug("pristine guest image: %d bytes in %d chunks", built.image_bytes, len(chunks))
@@ -272,24 +334,49 @@ def _locate_pair(memory: bytes, ptr: int, length: int) -> tuple[int, int] | None
     return None
 
 
-def _find_malloc_counter(calls: GuestCalls) -> int | None:
-    """Locate QuickJS's allocated-bytes counter, next to the limit it is compared against."""
-    if calls.call0("compute_memory_usage") != STATUS_OK:
-        return None
-    usage = _take_result(calls)
-    if len(usage) < 16:
-        return None
-    malloc_size, malloc_limit = struct.unpack_from("<qq", usage, 0)
-    if malloc_limit != _PROBE_MALLOC_LIMIT:
-        return None
-    memory = calls.read(0, calls.memory_size())
-    needle = struct.pack("<I", _PROBE_MALLOC_LIMIT)
-    at = memory.find(needle)
-    while at >= 0:
-        if at % 4 == 0 and at >= 4 and struct.unpack_from("<I", memory, at - 4)[0] == malloc_size:
-            return at - 4
-        at = memory.find(needle, at + 1)
-    return None
+class SlotTable:
+    """Numbered slots of a guest-side table, with least-recently-used reuse.
+
+    The guest keeps compiled handlers and capability sets in arrays indexed by slot; this
+    host-side mirror knows which key sits in which slot.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._slots: OrderedDict[Any, int] = OrderedDict()
+        self._free: list[int] = []
+        self._next = 0
+
+    def lookup(self, key: Any) -> tuple[int, bool]:
+        """The slot of ``key`` and whether the guest already holds it there.
+
+        A miss reserves a slot (evicting the least recently used key when full); the caller
+        then sends the definition and calls :meth:`abandon` if the guest refused it.
+        """
+        slot = self._slots.get(key)
+        if slot is not None:
+            self._slots.move_to_end(key)
+            return slot, True
+        if self._free:
+            slot = self._free.pop()
+        elif self._next < self._capacity:
+            slot = self._next
+            self._next += 1
+        else:
+            _, slot = self._slots.popitem(last=False)
+        self._slots[key] = slot
+        return slot, False
+
+    def abandon(self, key: Any) -> None:
+        slot = self._slots.pop(key, None)
+        if slot is not None:
+            self._free.append(slot)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._slots
+
+    def __len__(self) -> int:
+        return len(self._slots)
 
 
 class Sandbox:
@@ -303,6 +390,7 @@ class Sandbox:
         self.memory_limit = memory_limit
         self._store, exports = _instantiate(guest, memory_limit)
         self.calls, memory, stack_pointer = _bind(self._store, exports)
+        self.calls.set_epoch_deadline(SETUP_TICKS)
         current = self.calls.memory_size()
         if image.memory_size > current:
             memory.grow(self._store, (image.memory_size - current + 65535) // 65536)
@@ -311,28 +399,17 @@ class Sandbox:
             ctypes.memmove(base + offset, data, len(data))
         stack_pointer.set_value(self._store, wasmtime.Val.i32(image.stack_pointer))
         self.calls.call1("set_memory_limit", max(memory_limit - GUEST_ALLOCATOR_HEADROOM_BYTES, 1 << 20))
+        self._base = self.calls.memory_base()
+        self._argv = self._base + image.argv_ptr
+        self._out = self._base + image.out_ptr
+        self._io = self._base + image.io_ptr
         self.panel_id: str | None = None
-        self.compiled: OrderedDict[str, None] = OrderedDict()
-        self.drops: list[str] = []
+        self.handlers = SlotTable(MAX_COMPILED_PER_INSTANCE)
+        self.capabilities = SlotTable(MAX_CAPABILITY_SETS)
         self.needs_seed = True
         self.dirty = False
         self.closed = False
         self.executions = 0
-        self.busy_since = 0.0
-
-    # -- compiled handlers -----------------------------------------------------
-
-    def has_compiled(self, handler_id: str) -> bool:
-        if handler_id in self.compiled:
-            self.compiled.move_to_end(handler_id)
-            return True
-        return False
-
-    def note_compiled(self, handler_id: str) -> None:
-        self.compiled[handler_id] = None
-        while len(self.compiled) > MAX_COMPILED_PER_INSTANCE:
-            evicted, _ = self.compiled.popitem(last=False)
-            self.drops.append(evicted)
 
     def take_seed(self) -> list[int] | None:
         if not self.needs_seed:
@@ -342,11 +419,11 @@ class Sandbox:
 
     # -- calls into the glue ---------------------------------------------------
 
-    def start(self, request: bytes, deadline_ticks: int) -> dict[str, Any]:
+    def start(self, request: bytes, deadline_ticks: int) -> list[Any]:
         """Run a request through the glue until it finishes or suspends."""
         return self._guarded(self.image.run, request, deadline_ticks)
 
-    def resume(self, reply: bytes, deadline_ticks: int) -> dict[str, Any]:
+    def resume(self, reply: bytes, deadline_ticks: int) -> list[Any]:
         return self._guarded(self.image.resume, reply, deadline_ticks)
 
     def cancel(self) -> None:
@@ -356,14 +433,16 @@ class Sandbox:
         except (GuestFault, GuestTrap, wasmtime.WasmtimeError):
             self.dirty = True
 
-    def _guarded(self, entry: int, payload: bytes, deadline_ticks: int) -> dict[str, Any]:
+    def _guarded(self, entry: int, payload: bytes, deadline_ticks: int) -> list[Any]:
         self.calls.set_epoch_deadline(deadline_ticks)
         try:
             answer = self._decode(self._call_glue(entry, payload))
-            while answer.get("st") == "pending":
+            while answer[0] == ANSWER_PENDING:
                 self._drain()
                 answer = self._decode(self._call_glue(self.image.poll, None))
-            if answer.get("st") != "sus":
+            if answer[0] != ANSWER_SUSPENDED:
+                # Jobs a finished handler left behind run now, against a closed
+                # record, instead of inside the next execution.
                 self._drain()
             return answer
         except GuestTrap as trap:
@@ -376,13 +455,17 @@ class Sandbox:
             self.dirty = True
             raise
 
-    def _decode(self, raw: bytes) -> dict[str, Any]:
+    @staticmethod
+    def _decode(raw: bytes) -> list[Any]:
         try:
-            answer = json.loads(raw)
-        except ValueError:
+            text = raw.decode("utf-8")
+            answer, end = _scan(text, 0)
+            if end != len(text):
+                answer = None
+        except (ValueError, StopIteration):
             answer = None
-        if not isinstance(answer, dict):
-            raise GuestFault(INTERNAL_ERROR, "the sandbox glue answered something that is not a JSON object")
+        if not isinstance(answer, list) or not answer or answer[0] not in ANSWER_KINDS:
+            raise GuestFault(INTERNAL_ERROR, "the sandbox glue answered something unexpected")
         return answer
 
     def _drain(self) -> None:
@@ -391,16 +474,21 @@ class Sandbox:
             pass
 
     def _call_glue(self, entry: int, payload: bytes | None) -> bytes:
+        """Call a glue entry point with one string argument (or none); return its answer.
+
+        The I/O buffer, argument vector and out slot sit at fixed addresses inside the
+        pristine image, which is never smaller than the memory, so they need no bound checks.
+        """
         calls = self.calls
         image = self.image
         argc = 0
         text = 0
         if payload is not None:
             text = self._new_string(payload)
-            calls.write_i32(image.argv_ptr, text)
+            ctypes.c_int32.from_address(self._argv).value = text
             argc = 1
         status = calls.call5("call_function", entry, image.undefined, image.argv_ptr, argc, image.out_ptr)
-        answer = calls.read_i32(image.out_ptr)
+        answer = ctypes.c_int32.from_address(self._out).value
         if text:
             calls.call1("free_value", text)
         if status != STATUS_OK:
@@ -415,14 +503,15 @@ class Sandbox:
     def _new_string(self, payload: bytes) -> int:
         calls = self.calls
         size = len(payload)
-        ptr = self.image.io_ptr
-        if size > IO_BUFFER_BYTES:
+        if size <= IO_BUFFER_BYTES:
+            ctypes.memmove(self._io, payload, size)
+            handle = calls.call2("new_string", self.image.io_ptr, size)
+        else:
             ptr = calls.call1("qjs_alloc", size)
             if not ptr:
                 raise GuestFault(MEMORY_LIMIT, "the request does not fit in the sandbox memory")
-        calls.write(ptr, payload)
-        handle = calls.call2("new_string", ptr, size)
-        if ptr != self.image.io_ptr:
+            calls.write(ptr, payload)
+            handle = calls.call2("new_string", ptr, size)
             calls.call2("qjs_free", ptr, size)
         if not handle:
             raise GuestFault(MEMORY_LIMIT, "the request does not fit in the sandbox memory")
@@ -433,9 +522,12 @@ class Sandbox:
         words = self.image.result_words
         if words is None:
             return _take_result(calls)
-        ptr = calls.read_i32(words[0]) & 0xFFFFFFFF
-        length = calls.read_i32(words[1])
-        return calls.read(ptr, length)
+        base = self._base
+        ptr = ctypes.c_uint32.from_address(base + words[0]).value
+        length = ctypes.c_uint32.from_address(base + words[1]).value
+        if ptr + length > calls.memory_size():
+            raise GuestFault(INTERNAL_ERROR, "the sandbox answer lies outside its memory")
+        return ctypes.string_at(base + ptr, length)
 
     def _glue_failure(self) -> GuestFault:
         message = _exception_message(self.calls)
@@ -460,17 +552,14 @@ class Sandbox:
     # -- figures -----------------------------------------------------------------
 
     def memory_size(self) -> int:
-        return self.calls.memory_size()
+        return 0 if self.closed else self.calls.memory_size()
 
     def near_memory_limit(self) -> bool:
         return self.calls.memory_size() + 2 * 65536 >= self.memory_limit
 
-    def heap_used(self) -> int:
-        """Bytes allocated by QuickJS (the linear memory size when the counter is unknown)."""
-        word = self.image.malloc_size_word
-        if word is None:
-            return self.calls.memory_size()
-        return self.calls.read_i32(word) & 0xFFFFFFFF
+    def exhausted_memory(self) -> bool:
+        """True once linear memory came so close to its cap that an allocation must have failed."""
+        return not self.closed and self.calls.memory_size() + EXHAUSTION_MARGIN >= self.memory_limit
 
     def close(self) -> None:
         if self.closed:
@@ -478,5 +567,5 @@ class Sandbox:
         self.closed = True
         try:
             self._store.close()
-        except Exception:  # noqa: BLE001 - closing must never fail the caller
+        except Exception:  # closing must never fail the caller
             logger.debug("closing a guest store failed", exc_info=True)

@@ -85,6 +85,14 @@
   // Non-deterministic collection callbacks would run inside later executions.
   delete G.WeakRef;
   delete G.FinalizationRegistry;
+  // These two are accessors whose setters keep hidden engine state: a hook set
+  // by one execution would run inside the next one. Plain constants instead.
+  for (const [name, value] of [['prepareStackTrace', undefined], ['stackTraceLimit', 10]]) {
+    const desc = getOwnPropertyDescriptor(NativeError, name);
+    if (desc !== undefined && !hasOwn(desc, 'value')) {
+      defineProperty(NativeError, name, { value: value, writable: false, enumerable: false, configurable: false });
+    }
+  }
 
   // Freezing a prototype makes plain assignments of inherited names fail
   // (`err.name = 'X'`, `obj.toString = f`). These accessors keep such
@@ -162,10 +170,21 @@
 
   // ------------------------------------------------------------------ encoding
 
-  const OK = 0, ERR = 1, SUSPENDED = 2;
   const PENDING_ANSWER = '[3]';
-  // Positions of the per-function call counters in answers.
-  const CALL_SLOTS = { emit: 0, log: 1, ext: 2, 'view.setFilter': 3, 'view.scrollTo': 4, 'view.focus': 5 };
+
+  // JSON text of the short strings that recur (state keys, event names).
+  const quotedCache = new NativeMap();
+  function quote(text) {
+    let quoted = quotedCache.get(text);
+    if (quoted === undefined) {
+      quoted = jsonStringify(text);
+      if (text.length <= 64) {
+        if (quotedCache.size >= 4096) quotedCache.clear();
+        quotedCache.set(text, quoted);
+      }
+    }
+    return quoted;
+  }
 
   // JSON text of a value; a snapshot for objects. Throws for what JSON cannot hold.
   function enc(value, what) {
@@ -173,7 +192,7 @@
       case 'number':
         return (value === value && value !== Infinity && value !== -Infinity) ? '' + value : 'null';
       case 'string':
-        return jsonStringify(value);
+        return value.length <= 64 ? quote(value) : jsonStringify(value);
       case 'boolean':
         return value ? 'true' : 'false';
       case 'undefined':
@@ -246,13 +265,21 @@
     return 'EXECUTION_ERROR';
   }
 
-  function allowed(patterns, name) {
-    for (let i = 0; i < patterns.length; i++) {
-      const p = patterns[i];
-      if (p === '*' || p === name) return true;
-      const last = p.length - 1;
-      if (p.charCodeAt(last) === 42 && name.length >= last && name.startsWith(p.slice(0, last))) return true;
+  // Capability scopes of one kind: `*`, exact names, or prefixes ending in `*`.
+  function matcher(patterns) {
+    const m = { all: false, exact: new NativeSet(), prefixes: [] };
+    for (const p of patterns) {
+      if (p === '*') m.all = true;
+      else if (p.charCodeAt(p.length - 1) === 42) m.prefixes.push(p.slice(0, -1));
+      else m.exact.add(p);
     }
+    return freeze(m);
+  }
+
+  function allowed(m, name) {
+    if (m.all || m.exact.has(name)) return true;
+    const prefixes = m.prefixes;
+    for (let i = 0; i < prefixes.length; i++) if (name.startsWith(prefixes[i])) return true;
     return false;
   }
 
@@ -261,74 +288,73 @@
   // One record per instance, reused: an instance runs one execution at a time.
   // `work` is the state object of the execution in progress; a $state proxy
   // whose target is not the current `work` belongs to a finished execution.
+  // The lists start as null and are created on first use: most handlers touch
+  // few of them, and every allocation counts at this scale.
   const rec = {
     open: false,
     work: null,
-    caps: null,        // {r, w, e, v, x, xm, lm}
-    orig: null,        // key -> JSON at first read (objects only), or null
-    direct: null,      // keys written directly, or null
-    muts: [],
-    events: [],
-    views: [],
-    logs: [],
-    calls: 0,
-    fnCalls: [0, 0, 0, 0, 0, 0],
+    proxy: null,       // the $state proxy of the execution in progress
+    caps: null,        // matchers w, e, v, x; extension table xm; limits
+    orig: null,        // Map key -> JSON at first read (objects only)
+    muts: null,        // [key, value] or [key] (delete) or [key, undefined, json]
+    events: null,      // JSON texts
+    views: null,       // JSON texts
+    logs: null,        // JSON texts
+    calls: 0,          // sandbox API calls of the whole execution
     mutCount: 0,
     eventCount: 0,
     size: 0,
     sticky: null,
-    extQueue: [],
+    extQueue: null,
     nextExt: 1,
     inflight: null,
     settled: 0,
     outcome: undefined,
   };
 
+  // Every way out of an execution clears the segment, so a new one starts clean.
   function begin(work, caps) {
     rec.open = true;
     rec.work = work;
     rec.caps = caps;
-    rec.orig = null;
-    rec.direct = null;
-    rec.muts = [];
-    rec.events = [];
-    rec.views = [];
-    rec.logs = [];
     rec.calls = 0;
-    rec.fnCalls = [0, 0, 0, 0, 0, 0];
     rec.mutCount = 0;
     rec.eventCount = 0;
     rec.size = 0;
-    rec.sticky = null;
-    rec.extQueue = [];
     rec.nextExt = 1;
-    rec.inflight = null;
     rec.settled = 0;
-    rec.outcome = undefined;
   }
 
   function close() {
     rec.open = false;
     rec.work = null;
-    rec.extQueue = [];
+    rec.proxy = null;
     rec.inflight = null;
     rec.outcome = undefined;
+    rec.extQueue = null;
   }
 
-  function live() {
+  // Forget what the last segment recorded (after its answer was built).
+  function clearSegment() {
+    rec.orig = null;
+    rec.muts = null;
+    rec.events = null;
+    rec.views = null;
+    rec.logs = null;
+    rec.size = 0;
+    rec.sticky = null;
+  }
+
+  // Every sandbox API function starts here.
+  function enterApi() {
     if (!rec.open) throw new NativeError('the sandbox API is only usable while its handler runs');
-  }
-
-  function countCall(fn) {
-    rec.calls += 1;
-    rec.fnCalls[CALL_SLOTS[fn]] += 1;
-    if (rec.calls > rec.caps.lm[0]) raise('RESOURCE_LIMIT', 'more than ' + rec.caps.lm[0] + ' sandbox API calls', undefined);
+    if (++rec.calls > rec.caps.maxCalls) raise('RESOURCE_LIMIT', 'more than ' + rec.caps.maxCalls + ' sandbox API calls', undefined);
   }
 
   function account(length) {
     rec.size += length;
-    if (rec.size > rec.caps.lm[3]) {
-      raise('RESOURCE_LIMIT', 'the result would be larger than ' + rec.caps.lm[3] + ' bytes', undefined);
+    if (rec.size > rec.caps.maxBytes) {
+      raise('RESOURCE_LIMIT', 'the result would be larger than ' + rec.caps.maxBytes + ' bytes', undefined);
     }
   }
 
@@ -336,7 +362,6 @@
 
   function snapshotRead(key, value) {
     if (value !== null && typeof value === 'object') {
-      if (rec.direct !== null && rec.direct.has(key)) return;
       if (rec.orig === null) rec.orig = new NativeMap();
       if (!rec.orig.has(key)) rec.orig.set(key, enc(value, '$state.' + key));
     }
@@ -355,18 +380,22 @@
       }
     }
     rec.mutCount += 1;
-    if (rec.mutCount > rec.caps.lm[1]) raise('RESOURCE_LIMIT', 'more than ' + rec.caps.lm[1] + ' state mutations', undefined);
-    if (rec.direct === null) rec.direct = new NativeSet();
-    rec.direct.add(key);
+    if (rec.mutCount > rec.caps.maxMutations) raise('RESOURCE_LIMIT', 'more than ' + rec.caps.maxMutations + ' state mutations', undefined);
+    // The log holds the value itself: later changes through it show in the answer.
     if (rec.orig !== null) rec.orig.delete(key);
+    if (rec.muts === null) rec.muts = [];
     const muts = rec.muts;
     const last = muts.length > 0 ? muts[muts.length - 1] : null;
-    if (last !== null && last.k === key && op === 'set' && last.set) last.v = value;
-    else muts.push({ k: key, v: value, set: op === 'set', j: undefined });
+    if (op === 'set') {
+      if (last !== null && last.length === 2 && last[0] === key) last[1] = value;
+      else muts.push([key, value]);
+    } else {
+      muts.push([key]);
+    }
   }
 
-  function checkTarget(target) {
-    if (!rec.open || rec.work !== target) throw new NativeError('this $state belongs to a handler that has finished');
+  function finished() {
+    throw new NativeError('this $state belongs to a handler that has finished');
   }
 
   function stateKey(key) {
@@ -376,29 +405,47 @@
 
   const stateTraps = freeze({
     get(target, key) {
-      if (typeof key !== 'string') return undefined;
-      checkTarget(target);
-      if (!hasOwn(target, key)) return undefined;
+      if (rec.work !== target) finished();
+      if (typeof key !== 'string' || !hasOwn(target, key)) return undefined;
       const value = target[key];
       if (value !== null && typeof value === 'object') snapshotRead(key, value);
       return value;
     },
     set(target, key, value) {
-      checkTarget(target);
+      if (rec.work !== target) finished();
+      if (value === rec.proxy && value !== null) throw new NativeTypeError('$state cannot contain itself');
+      // Fast path for the common case; anything unusual goes through writeKey.
+      const w = rec.caps.w;
+      const type = typeof value;
+      if (typeof key === 'string' && w.all && key !== '__proto__' && type !== 'function' && type !== 'object' &&
+          type !== 'symbol' && type !== 'bigint' && type !== 'undefined' && ++rec.mutCount <= rec.caps.maxMutations) {
+        let muts = rec.muts;
+        if (muts === null) muts = rec.muts = [];
+        const last = muts.length > 0 ? muts[muts.length - 1] : null;
+        if (last !== null && last.length === 2 && last[0] === key) last[1] = value;
+        else muts.push([key, value]);
+        if (rec.orig !== null) rec.orig.delete(key);
+        target[key] = value;
+        return true;
+      }
+      if (typeof key === 'string' && w.all && type !== 'function' && type !== 'object' && type !== 'symbol' &&
+          type !== 'bigint' && type !== 'undefined' && key !== '__proto__') {
+        rec.mutCount -= 1;  // counted by the fast path's test; writeKey counts again
+      }
       key = stateKey(key);
       writeKey(key, value, 'set');
       target[key] = value === undefined ? null : value;
       return true;
     },
     deleteProperty(target, key) {
-      checkTarget(target);
+      if (rec.work !== target) finished();
       key = stateKey(key);
       writeKey(key, undefined, 'delete');
       delete target[key];
       return true;
     },
     defineProperty(target, key, desc) {
-      checkTarget(target);
+      if (rec.work !== target) finished();
       key = stateKey(key);
       if (!hasOwn(desc, 'value') || hasOwn(desc, 'get') || hasOwn(desc, 'set')) {
         throw new NativeTypeError('$state only holds plain data properties');
@@ -408,15 +455,15 @@
       return true;
     },
     has(target, key) {
-      checkTarget(target);
+      if (rec.work !== target) finished();
       return typeof key === 'string' && hasOwn(target, key);
     },
     ownKeys(target) {
-      checkTarget(target);
+      if (rec.work !== target) finished();
       return ownKeys(target);
     },
     getOwnPropertyDescriptor(target, key) {
-      checkTarget(target);
+      if (rec.work !== target) finished();
       const desc = getOwnPropertyDescriptor(target, key);
       if (desc !== undefined && typeof key === 'string') snapshotRead(key, desc.value);
       return desc;
@@ -445,23 +492,24 @@
         return;
       }
       rec.mutCount += 1;
-      if (rec.mutCount > rec.caps.lm[1] && rec.sticky === null) {
-        rec.sticky = { code: 'RESOURCE_LIMIT', message: 'more than ' + rec.caps.lm[1] + ' state mutations' };
+      if (rec.mutCount > rec.caps.maxMutations && rec.sticky === null) {
+        rec.sticky = { code: 'RESOURCE_LIMIT', message: 'more than ' + rec.caps.maxMutations + ' state mutations' };
         return;
       }
-      rec.muts.push({ k: key, v: undefined, set: true, j: now });
+      if (rec.muts === null) rec.muts = [];
+      rec.muts.push([key, undefined, now]);
     }
   }
 
   function mutationsJson() {
     const muts = rec.muts;
-    if (muts.length === 0) return '[]';
+    if (muts === null) return '[]';
     let out = '[';
     for (let i = 0; i < muts.length; i++) {
       const m = muts[i];
       if (i > 0) out += ',';
-      if (m.set) out += '[' + jsonStringify(m.k) + ',' + (m.j !== undefined ? m.j : enc(m.v, '$state.' + m.k)) + ']';
-      else out += '[' + jsonStringify(m.k) + ']';
+      if (m.length === 1) out += '[' + quote(m[0]) + ']';
+      else out += '[' + quote(m[0]) + ',' + (m.length === 3 ? m[2] : enc(m[1], '$state.' + m[0])) + ']';
     }
     return out + ']';
   }
@@ -471,28 +519,30 @@
   // and refuse to work once it has finished.
 
   function emit(name, payload) {
-    live();
-    countCall('emit');
+    enterApi();
     if (typeof name !== 'string' || name.length === 0) throw new NativeTypeError('$emit needs an event name (a string)');
-    if (!allowed(rec.caps.e, name)) {
+    const caps = rec.caps;
+    if (!caps.e.all && !allowed(caps.e, name)) {
       raise('PERMISSION_DENIED', 'emitting "' + name + '" needs the capability events:emit:' + name, 'events:emit:' + name);
     }
-    rec.eventCount += 1;
-    if (rec.eventCount > rec.caps.lm[2]) raise('RESOURCE_LIMIT', 'more than ' + rec.caps.lm[2] + ' events', undefined);
-    const text = '[' + jsonStringify(name) + ',' + enc(payload, 'the payload of $emit') + ']';
-    account(text.length);
-    rec.events.push(text);
+    if (++rec.eventCount > caps.maxEvents) raise('RESOURCE_LIMIT', 'more than ' + caps.maxEvents + ' events', undefined);
+    const text = '[' + quote(name) + ',' + (typeof payload === 'number' ? enc(payload, '') : enc(payload, 'the payload of $emit')) + ']';
+    rec.size += text.length;
+    if (rec.size > caps.maxBytes) account(0);
+    let events = rec.events;
+    if (events === null) events = rec.events = [];
+    events.push(text);
   }
 
   function viewCommand(type, id, argsJson) {
-    live();
-    countCall('view.' + type);
+    enterApi();
     if (typeof id !== 'string' || id.length === 0) throw new NativeTypeError('$view.' + type + ' needs a component id (a string)');
     if (!allowed(rec.caps.v, id)) {
       raise('PERMISSION_DENIED', '$view.' + type + '("' + id + '") needs the capability view:update:' + id, 'view:update:' + id);
     }
-    const text = '["' + type + '",' + jsonStringify(id) + ',' + argsJson + ']';
+    const text = '["' + type + '",' + quote(id) + ',' + argsJson + ']';
     account(text.length);
+    if (rec.views === null) rec.views = [];
     rec.views.push(text);
   }
 
@@ -507,13 +557,13 @@
   });
 
   function writeLog(level, parts) {
-    live();
-    countCall('log');
+    enterApi();
     let message = '';
     for (let i = 0; i < parts.length; i++) message += (i > 0 ? ' ' : '') + safeString(parts[i]);
     if (message.length > MAX_LOG_MESSAGE) message = message.slice(0, MAX_LOG_MESSAGE) + '…';
     const text = '["' + level + '",' + jsonStringify(message) + ']';
     account(text.length);
+    if (rec.logs === null) rec.logs = [];
     rec.logs.push(text);
   }
 
@@ -524,8 +574,7 @@
   freeze(log);
 
   function extCall(alias, method, args) {
-    live();
-    countCall('ext');
+    enterApi();
     if (!allowed(rec.caps.x, alias)) {
       raise('PERMISSION_DENIED', '$ext.' + alias + ' needs the capability ext:' + alias, 'ext:' + alias);
     }
@@ -536,8 +585,10 @@
     }
     const argsJson = enc(args, 'the arguments of $ext.' + alias + '.' + method);
     account(argsJson.length);
+    if (rec.extQueue === null) rec.extQueue = [];
+    const queue = rec.extQueue;
     return new NativePromise(function (resolve, reject) {
-      rec.extQueue.push({ id: rec.nextExt++, alias: alias, method: method, args: argsJson, resolve: resolve, reject: reject });
+      queue.push({ id: rec.nextExt++, alias: alias, method: method, args: argsJson, resolve: resolve, reject: reject });
     });
   }
 
@@ -556,6 +607,9 @@
     },
   }));
 
+  // The API objects are shared by every execution: nothing may be stored on them.
+  harden([emit, view, log, ext]);
+
   // ------------------------------------------------------------------ compile
 
   const compiled = [];   // handler slot -> {fn, isAsync}
@@ -572,18 +626,25 @@
     return { fn: fn, isAsync: isAsync };
   }
 
+  function listJson(list) {
+    if (list === null) return '[]';
+    return list.length === 1 ? '[' + list[0] + ']' : '[' + list.join(',') + ']';
+  }
+
   function errorAnswer(info) {
-    return '[1,' + jsonStringify(info) + ',[' + rec.logs.join(',') + '],[' + rec.fnCalls.join(',') + ']]';
+    const out = '[1,' + jsonStringify(info) + ',' + listJson(rec.logs) + ',' + rec.calls + ']';
+    clearSegment();
+    return out;
   }
 
   function compileAnswer(thrown) {
     const info = describe(thrown);
     info.code = 'COMPILATION_ERROR';
-    return '[1,' + jsonStringify(info) + ',[],[0,0,0,0,0,0]]';
+    return '[1,' + jsonStringify(info) + ',[],0]';
   }
 
   const BREAKOUT = '[1,{"code":"COMPILATION_ERROR","breakout":true,' +
-    '"message":"SyntaxError: the handler closes a block it did not open"},[],[0,0,0,0,0,0]]';
+    '"message":"SyntaxError: the handler closes a block it did not open"},[],0]';
 
   // ------------------------------------------------------------------ run
 
@@ -603,7 +664,7 @@
   //   cp: [r, w, e, v, x] capability scopes for capsSlot, xm: extension methods,
   //   lm: limits, sc: $scope, rs: random seed.
   function run(input) {
-    if (rec.open) return '[1,{"code":"INTERNAL_ERROR","message":"an execution is already in progress"},[],[0,0,0,0,0,0]]';
+    if (rec.open) return '[1,{"code":"INTERNAL_ERROR","message":"an execution is already in progress"},[],0]';
     const req = jsonParse(input);
     const extra = req.length > 4 ? req[4] : null;
     let scope = EMPTY;
@@ -611,17 +672,23 @@
       if (extra.rs) reseed(extra.rs);
       if (extra.cp) {
         const cp = extra.cp;
-        capsSlots[req[1]] = { r: cp[0], w: cp[1], e: cp[2], v: cp[3], x: cp[4], xm: extra.xm || EMPTY, lm: extra.lm };
+        const lm = extra.lm;
+        capsSlots[req[1]] = freeze({
+          w: matcher(cp[1]), e: matcher(cp[2]), v: matcher(cp[3]), x: matcher(cp[4]), xm: extra.xm || EMPTY,
+          maxCalls: lm[0], maxMutations: lm[1], maxEvents: lm[2], maxBytes: lm[3],
+        });
       }
       if (typeof extra.c === 'string') {
         let entry;
         try {
           entry = compile(extra.c);
         } catch (e) {
-          return compileAnswer(e);
+          // Anything but a SyntaxError means code ran while compiling: the body
+          // closed the wrapper and executed statements of its own.
+          return e instanceof SyntaxError ? compileAnswer(e) : BREAKOUT;
         }
         if (entry === null) return BREAKOUT;
-        if (extra.k) return '[0,null,[],[],[],[],[0,0,0,0,0,0]]';
+        if (extra.k) return '[0,null,[],[],[],[],0]';
         compiled[req[0]] = entry;
       }
       if (extra.sc) scope = deepFreeze(extra.sc);
@@ -629,20 +696,22 @@
     const entry = compiled[req[0]];
     const caps = capsSlots[req[1]];
     if (entry === undefined || caps === undefined) {
-      return '[1,{"code":"INTERNAL_ERROR","message":"handler or capabilities missing in this instance"},[],[0,0,0,0,0,0]]';
+      return '[1,{"code":"INTERNAL_ERROR","message":"handler or capabilities missing in this instance"},[],0]';
     }
     const work = req[2];
     setPrototypeOf(work, null);
     const args = deepFreeze(req[3]);
     begin(work, caps);
     const state = new NativeProxy(work, stateTraps);
+    rec.proxy = state;
+    const fn = entry.fn;
     let result;
     try {
-      result = apply(entry.fn, undefined, [state, args, scope, emit, view, ext, log]);
+      result = fn(state, args, scope, emit, view, ext, log);
     } catch (e) {
       return finishError(e);
     }
-    if (entry.isAsync || result instanceof NativePromise) {
+    if (entry.isAsync || (result !== null && typeof result === 'object' && result instanceof NativePromise)) {
       try {
         apply(promiseThen, result, [
           function (value) { if (rec.settled === 0) { rec.settled = 1; rec.outcome = value; } },
@@ -657,8 +726,9 @@
   }
 
   function segmentJson() {
-    return mutationsJson() + ',[' + rec.events.join(',') + '],[' + rec.views.join(',') + '],[' +
-      rec.logs.join(',') + '],[' + rec.fnCalls.join(',') + ']';
+    if (rec.calls === 0) return rec.muts === null ? '[],[],[],[],0' : mutationsJson() + ',[],[],[],0';
+    return mutationsJson() + ',' + listJson(rec.events) + ',' + listJson(rec.views) + ',' +
+      listJson(rec.logs) + ',' + rec.calls;
   }
 
   function finishOk(value) {
@@ -676,24 +746,25 @@
     }
     close();
     if (rec.sticky !== null) return errorAnswer(rec.sticky);
-    if (out.length > rec.caps.lm[3]) {
-      return errorAnswer({ code: 'RESOURCE_LIMIT', message: 'the result is larger than ' + rec.caps.lm[3] + ' bytes' });
+    if (out.length > rec.caps.maxBytes) {
+      return errorAnswer({ code: 'RESOURCE_LIMIT', message: 'the result is larger than ' + rec.caps.maxBytes + ' bytes' });
     }
+    clearSegment();
     return out;
   }
 
   function finishError(thrown) {
     close();
-    if (rec.logs.join(',').length > rec.caps.lm[3]) rec.logs = [];
+    if (rec.logs !== null && rec.size > rec.caps.maxBytes) rec.logs = null;
     return errorAnswer(rec.sticky !== null ? rec.sticky : describe(thrown));
   }
 
   function poll() {
-    if (!rec.open) return '[1,{"code":"INTERNAL_ERROR","message":"no execution in progress"},[],[0,0,0,0,0,0]]';
+    if (!rec.open) return '[1,{"code":"INTERNAL_ERROR","message":"no execution in progress"},[],0]';
     if (rec.sticky !== null) return finishError(null);
     if (rec.settled === 1) return finishOk(rec.outcome);
     if (rec.settled === 2) return finishError(rec.outcome);
-    if (rec.extQueue.length === 0) {
+    if (rec.extQueue === null || rec.extQueue.length === 0) {
       return finishError(new NativeError('the handler awaits a promise that nothing can settle'));
     }
     const call = rec.extQueue.shift();
@@ -711,29 +782,23 @@
     return out;
   }
 
-  // After a suspension the committed values become the new baseline.
+  // After a suspension the committed values become the new baseline: every
+  // key read or written so far may still be changed through a reference.
   function startSegment() {
     const keys = [];
     if (rec.orig !== null) for (const entry of rec.orig) keys.push(entry[0]);
-    if (rec.direct !== null) for (const key of rec.direct) keys.push(key);
-    rec.orig = null;
-    rec.direct = null;
+    if (rec.muts !== null) for (const m of rec.muts) keys.push(m[0]);
+    clearSegment();
     for (const key of keys) {
       if (hasOwn(rec.work, key)) snapshotRead(key, rec.work[key]);
     }
-    rec.muts = [];
-    rec.events = [];
-    rec.views = [];
-    rec.logs = [];
-    rec.fnCalls = [0, 0, 0, 0, 0, 0];
-    rec.size = 0;
   }
 
   // reply: [callId, ok, value, errorMessage, state|null]
   function resume(input) {
     const reply = jsonParse(input);
     if (!rec.open || rec.inflight === null || rec.inflight.id !== reply[0]) {
-      return '[1,{"code":"INTERNAL_ERROR","message":"no extension call is waiting for this reply"},[],[0,0,0,0,0,0]]';
+      return '[1,{"code":"INTERNAL_ERROR","message":"no extension call is waiting for this reply"},[],0]';
     }
     const call = rec.inflight;
     rec.inflight = null;
@@ -751,7 +816,8 @@
 
   function cancel() {
     if (rec.open) close();
-    return '[0,null,[],[],[],[],[0,0,0,0,0,0]]';
+    clearSegment();
+    return '[0,null,[],[],[],[],0]';
   }
 
   freeze(G);

@@ -107,7 +107,8 @@ def test_stopping_one_replica_mid_traffic_loses_no_committed_change(tmp_path: Pa
                                                       "requestId": index}))
                         result = await receive_until(socket, "RESULT", timeout=20)
                         successes += result["status"] == "success"
-                    except Exception:  # the stopped replica's socket is gone; the client would reconnect
+                    except Exception as exc:  # the stopped replica's socket is gone; the client would reconnect
+                        print("trigger", index, "failed:", type(exc).__name__, exc)
                         continue
                 await steady.close()
                 return successes

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from runtime.errors import RuntimeBusyError
 
@@ -306,28 +307,85 @@ def _lock_panel(panel_pk: int) -> Panel:
         raise ServiceError("NOT_FOUND", "Panel was deleted") from None
 
 
+OPTIMISTIC_ATTEMPTS = 8
+_local_locks: dict[int, threading.Lock] = {}
+_local_locks_guard = threading.Lock()
+
+
+def _local_lock(panel_pk: int) -> threading.Lock:
+    with _local_locks_guard:
+        return _local_locks.setdefault(panel_pk, threading.Lock())
+
+
 def _run_segment(
-    run: HandlerRun, step: Callable[[Panel], ExecutionResult]
+    run: HandlerRun, step: Callable[[Panel], ExecutionResult], repeatable: bool
 ) -> tuple[ExecutionResult, Commit | None, dict[str, Any] | None]:
-    """Lock, execute one segment, apply its batch; returns (result, commit, failure)."""
-    capabilities = CapabilitySet(run.capabilities)
+    """Execute one segment exclusively and apply its batch; returns (result, commit, failure).
+
+    PostgreSQL locks only the panel's row, so the segment runs under that lock. SQLite has one
+    writer for the whole database: holding it while a slow handler runs would stall every other
+    panel, so a segment that can be run again (one that starts a handler) runs unlocked on the
+    state it read and commits only if no other process changed the panel meanwhile, else runs
+    again; its last attempt, and every resumed segment, hold the lock throughout.
+    """
     try:
-        with transaction.atomic():
-            panel = _lock_panel(run.panel_pk)
-            result = step(panel)
-            if result.status == "error":
-                return result, None, result.error
-            commit = _apply_locked(
-                panel, run.definition, result.state_mutations, result.events, result.view_commands, capabilities
-            )
-            return result, commit, None
-    except _SegmentFailed as failed:
-        return result, None, failed.error
+        with _local_lock(run.panel_pk):
+            if repeatable and connection.vendor == "sqlite":
+                for _ in range(OPTIMISTIC_ATTEMPTS - 1):
+                    outcome = _optimistic_segment(run, step)
+                    if outcome is not None:
+                        return outcome
+            return _locked_segment(run, step)
     except RuntimeBusyError as exc:
         raise ServiceError("RUNTIME_BUSY", str(exc) or "All sandbox instances are busy") from None
     except DatabaseError as exc:
         logger.warning("database unavailable during %s: %s", run.handler_name, exc)
         raise ServiceError("UNAVAILABLE", "Database unavailable") from None
+
+
+def _optimistic_segment(
+    run: HandlerRun, step: Callable[[Panel], ExecutionResult]
+) -> tuple[ExecutionResult, Commit | None, dict[str, Any] | None] | None:
+    """None when another process committed to the panel while this segment ran."""
+    try:
+        panel = Panel.objects.select_related("workspace").get(pk=run.panel_pk)
+    except Panel.DoesNotExist:
+        raise ServiceError("NOT_FOUND", "Panel was deleted") from None
+    result = step(panel)
+    if result.status == "error":
+        return result, None, result.error
+    with transaction.atomic():
+        locked = _lock_panel(run.panel_pk)
+        if locked.state_version != panel.state_version:
+            _abandon(result)
+            return None
+        return _commit_segment(run, locked, result)
+
+
+def _locked_segment(
+    run: HandlerRun, step: Callable[[Panel], ExecutionResult]
+) -> tuple[ExecutionResult, Commit | None, dict[str, Any] | None]:
+    with transaction.atomic():
+        panel = _lock_panel(run.panel_pk)
+        result = step(panel)
+        if result.status == "error":
+            return result, None, result.error
+        return _commit_segment(run, panel, result)
+
+
+def _commit_segment(
+    run: HandlerRun, panel: Panel, result: ExecutionResult
+) -> tuple[ExecutionResult, Commit | None, dict[str, Any] | None]:
+    """Apply inside the caller's transaction; a refused batch rolls it back."""
+    try:
+        with transaction.atomic():
+            commit = _apply_locked(
+                panel, run.definition, result.state_mutations, result.events, result.view_commands,
+                CapabilitySet(run.capabilities),
+            )
+    except _SegmentFailed as failed:
+        return result, None, failed.error
+    return result, commit, None
 
 
 def _context(run: HandlerRun, state: dict[str, Any]) -> ExecutionContext:
@@ -372,7 +430,7 @@ def _segment(run: HandlerRun, resume: dict[str, Any] | None) -> tuple[ExecutionR
         def step(panel: Panel) -> ExecutionResult:
             return runtime.resume(resume["suspension_id"], ok=resume["ok"], value=resume.get("value"),
                                   error=resume.get("error"), state=dict(panel.state))
-    result, commit, failure = _run_segment(run, step)
+    result, commit, failure = _run_segment(run, step, repeatable=resume is None)
     if failure is not None:
         _abandon(result)
         _audit_failure(run, failure)

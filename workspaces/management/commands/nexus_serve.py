@@ -24,6 +24,18 @@ def build_server(application: Any, endpoints: list[str], grace_s: float, **optio
     class DrainingServer(Server):  # type: ignore[misc]
         """daphne's server, plus: stop listening, finish running work, close sockets with 1001."""
 
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            announce = kwargs.pop("ready_callable", None)
+
+            def ready() -> None:
+                # Close refused frames (1009) with a closing handshake instead of dropping TCP,
+                # so that clients can read the code.
+                self.ws_factory.setProtocolOptions(failByDrop=False)
+                if announce is not None:
+                    announce()
+
+            super().__init__(*args, ready_callable=ready, **kwargs)
+
         def listen_success(self, port: Any) -> None:
             self.ports = [*getattr(self, "ports", []), port]
             super().listen_success(port)
@@ -38,13 +50,21 @@ def build_server(application: Any, endpoints: list[str], grace_s: float, **optio
             self._wait_for_work(time.monotonic() + grace_s)
 
         def _wait_for_work(self, deadline: float) -> None:
+            try:
+                self._close_when_idle(deadline)
+            except Exception:
+                logger.exception("draining failed; stopping now")
+                self.stop()
+
+        def _close_when_idle(self, deadline: float) -> None:
             if lifecycle.running_executions() and time.monotonic() < deadline:
                 reactor.callLater(0.05, self._wait_for_work, deadline)
                 return
             closed = 0
             for protocol in list(self.connections):
                 if isinstance(protocol, WebSocketProtocol) and protocol.state == protocol.STATE_OPEN:
-                    protocol.serverClose(code=CLOSE_GOING_AWAY)
+                    # 1001 is reserved for endpoints going away, so autobahn's public close refuses it.
+                    protocol.sendCloseFrame(code=CLOSE_GOING_AWAY, reasonUtf8=b"server shutting down")
                     closed += 1
             logger.info("closed %d WebSocket(s); stopping", closed)
             reactor.callLater(0.3 if closed else 0.05, self.stop)
