@@ -30,7 +30,7 @@ run: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy nexus workspaces runtime
+	JWT_SECRET=lint-only SECRET_KEY=lint-only $(BIN)/mypy nexus workspaces runtime
 
 pytest: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

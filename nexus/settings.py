@@ -77,8 +77,9 @@ TEMPLATES = [
 
 
 def _database(url: str) -> dict[str, Any]:
-    database = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
-    if database["ENGINE"] == "django.db.backends.sqlite3":
+    database: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
+    database["ENGINE"] = _prometheus_engine(database["ENGINE"])
+    if database["ENGINE"].endswith("sqlite3"):
         # One writer at a time, taken at BEGIN: concurrent appliers queue instead of failing.
         database["OPTIONS"] = {
             "timeout": 30,
@@ -87,13 +88,12 @@ def _database(url: str) -> dict[str, Any]:
         }
         database["CONN_MAX_AGE"] = 0
     else:
-        database["ENGINE"] = database["ENGINE"].replace("django_prometheus.db.backends.", "django.db.backends.")
-        database["ENGINE"] = _prometheus_engine(database["ENGINE"])
         database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
     return database
 
 
 def _prometheus_engine(engine: str) -> str:
+    """The same backend, wrapped by django-prometheus so queries are counted."""
     name = engine.rsplit(".", 1)[-1]
     return f"django_prometheus.db.backends.{name}" if name in {"postgresql", "sqlite3", "mysql"} else engine
 
@@ -146,7 +146,7 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": (
         [
             "workspaces.api.authentication.TokenAuthentication",

@@ -96,7 +96,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
             return
         self.group = panel_group_name(self.panel.workspace.slug, self.panel.panel_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        presence.joined(self.panel.workspace.slug, self.panel.panel_id)
+        await asyncio.to_thread(presence.joined, self.panel.workspace.slug, self.panel.panel_id)
         _connections_gauge(1)
         self.panel = await _reload(self.panel)  # read after joining: no commit can slip between
         self.version = self.panel.state_version
@@ -127,7 +127,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
                 task.cancel()
         if getattr(self, "group", None) and self.panel is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
-            presence.left(self.panel.workspace.slug, self.panel.panel_id)
+            await asyncio.to_thread(presence.left, self.panel.workspace.slug, self.panel.panel_id)
             _connections_gauge(-1)
 
     # ------------------------------------------------------------ frames from the client

@@ -424,22 +424,17 @@ async def test_aexecute_runs_off_the_event_loop(runtime: Runtime) -> None:
     assert ticks >= 5, "the event loop was blocked during the execution"
 
 
-async def test_aexecute_in_parallel(make_runtime) -> None:  # type: ignore[no-untyped-def]
+async def test_aexecute_runs_executions_concurrently(make_runtime) -> None:  # type: ignore[no-untyped-def]
+    """Two executions overlap in time: guest work does not hold the GIL.
+
+    (The speed-up itself depends on free cores; runtime.bench.bench_parallel measures it.)
+    """
     import asyncio
-    import time
 
     rt = make_runtime(min_instances=2, max_instances=2, timeout_ms=5000)
-    busy = "let x = 0; for (let i = 0; i < 3e6; i++) x += i % 7; return x;"
-    ratios = []
-    # Best of three: other processes on the machine can slow any single attempt.
-    for _ in range(3):
-        began = time.perf_counter()
-        await rt.aexecute(busy, context(panel_id="solo"))
-        alone = time.perf_counter() - began
-        began = time.perf_counter()
-        results = await asyncio.gather(*(rt.aexecute(busy, context(panel_id=f"p{i}")) for i in range(2)))
-        together = time.perf_counter() - began
-        assert all(result.status == "success" for result in results)
-        ratios.append(together / alone)
-    if (os.cpu_count() or 1) >= 2:
-        assert min(ratios) < 1.6, ratios
+    busy = "const start = Date.now(); let x = 0; for (let i = 0; i < 2e6; i++) x += i % 7; return [start, Date.now()];"
+    results = await asyncio.gather(*(rt.aexecute(busy, context(panel_id=f"p{i}")) for i in range(2)))
+    (start_a, end_a), (start_b, end_b) = (result.return_value for result in results)
+    overlap = min(end_a, end_b) - max(start_a, start_b)
+    shortest = min(end_a - start_a, end_b - start_b)
+    assert overlap > 0.5 * shortest, (start_a, end_a, start_b, end_b)

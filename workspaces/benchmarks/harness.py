@@ -44,7 +44,9 @@ def base_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def manage(*args: str, env: dict[str, str], check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def manage(
+    *args: str, env: dict[str, str], check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, text=True, capture_output=True,
         timeout=timeout, check=check,
@@ -153,7 +155,7 @@ print("TOKEN=" + str(token))
 
 
 def provision(
-    env: dict[str, str], username: str = "bench", workspace: str = "bench", password: str = "bench-password",
+    env: dict[str, str], username: str = "bench", workspace: str = "bench", password: str = "bench-password",  # noqa: S107 - loopback test user only
     max_panels: int | None = None, role: str = "owner", claims: dict[str, object] | None = None,
     migrate: bool = True,
 ) -> str:

@@ -6,8 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,10 +16,8 @@ from typing import Any
 import httpx
 
 from workspaces.benchmarks.harness import (
-    ROOT,
     Server,
     base_env,
-    free_port,
     provision,
     redis_server,
     scratch_database,

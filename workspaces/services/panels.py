@@ -26,11 +26,11 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
-from runtime.errors import RuntimeBusyError
 
 from nexus import lifecycle
 from runtime import ExecutionContext, ExecutionResult
 from runtime.capabilities import CapabilitySet
+from runtime.errors import RuntimeBusyError
 from workspaces.models import AuditOutcome, AuditRecord, Panel, PanelStatus, Workspace
 from workspaces.nxml import NXMLValidationError, PanelDefinition, parse_nxml
 from workspaces.services import extensions as extension_service
@@ -277,7 +277,8 @@ def _apply_locked(
     if not mutations:
         commit = Commit(dict(panel.state), panel.state_version, [], list(events), list(view_commands))
         if events or view_commands:
-            publish(panel.workspace.slug, panel.panel_id, commit_message(panel.state_version, [], events, view_commands))
+            message = commit_message(panel.state_version, [], events, view_commands)
+            publish(panel.workspace.slug, panel.panel_id, message)
         return commit
     state = dict(panel.state)
     for mutation in mutations:

@@ -1,5 +1,6 @@
 """How many WebSocket clients watch each panel, across every server process.
 
+Calls may block on Redis for up to a second, so async code runs them in a thread.
 With Redis configured the counts live in a Redis hash shared by all processes (each process
 keeps its own field, so a crashed process's count can be told apart and expires with it);
 without Redis they are this process's own.
@@ -12,6 +13,7 @@ import os
 import socket
 import threading
 from collections import Counter
+from typing import Any
 
 from django.conf import settings
 
@@ -22,10 +24,17 @@ _PROCESS = f"{socket.gethostname()}:{os.getpid()}"
 _TTL_S = 3600
 
 
-def _redis():  # type: ignore[no-untyped-def]
-    import redis
+_client: Any = None
 
-    return redis.Redis.from_url(settings.NEXUS.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+
+def _redis() -> Any:
+    """One thread-safe client (with its own connection pool) per process."""
+    global _client
+    if _client is None:
+        import redis
+
+        _client = redis.Redis.from_url(settings.NEXUS.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+    return _client
 
 
 def _key(workspace_slug: str, panel_id: str) -> str:
@@ -45,8 +54,8 @@ def _change(workspace_slug: str, panel_id: str, delta: int) -> None:
             pipe.hincrby(key, _PROCESS, delta)
             pipe.expire(key, _TTL_S)
             pipe.execute()
-        except Exception:
-            pass
+        except Exception as exc:  # advisory only: never break a socket over it
+            logger.debug("presence update failed: %s", exc)
 
 
 def joined(workspace_slug: str, panel_id: str) -> None:
@@ -63,8 +72,8 @@ def client_count(workspace_slug: str, panel_id: str) -> int:
         try:
             values = _redis().hvals(key)
             return max(0, sum(int(v) for v in values))
-        except Exception:
-            pass
+        except Exception as exc:
+            logger.debug("presence read failed: %s", exc)
     with _lock:
         return max(0, _local.get(key, 0))
 

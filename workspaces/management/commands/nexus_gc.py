@@ -58,7 +58,8 @@ class Command(BaseCommand):
 
     def _list(self, panels: QuerySet[Panel], audits: QuerySet[AuditRecord]) -> None:
         for panel in panels.order_by("last_activity"):
-            self.stdout.write(f"would delete panel {panel} ({panel.status}, last activity {panel.last_activity:%Y-%m-%d})")
+            when = f"{panel.last_activity:%Y-%m-%d}"
+            self.stdout.write(f"would delete panel {panel} ({panel.status}, last activity {when})")
         self.stdout.write(f"would delete {panels.count()} panel(s) and {audits.count()} audit record(s) (dry run)")
 
     def _purge(self, label: str, queryset: QuerySet[Any], quiet: bool) -> int:

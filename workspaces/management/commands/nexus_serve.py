@@ -19,7 +19,9 @@ CLOSE_GOING_AWAY = 1001
 def build_server(application: Any, endpoints: list[str], grace_s: float, **options: Any) -> Any:
     from daphne.server import Server
     from daphne.ws_protocol import WebSocketProtocol
-    from twisted.internet import reactor
+    from twisted.internet import reactor as twisted_reactor
+
+    reactor: Any = twisted_reactor
 
     class DrainingServer(Server):  # type: ignore[misc]
         """daphne's server, plus: stop listening, finish running work, close sockets with 1001."""
