@@ -86,7 +86,6 @@ def _database(url: str) -> dict[str, Any]:
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
-        database["CONN_MAX_AGE"] = 0
     else:
         database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
     return database

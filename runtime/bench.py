@@ -252,8 +252,13 @@ runtime.close()
 def bench_instance_memory(quick: bool = False) -> dict[str, Any]:
     """Resident memory added per pooled instance (each has run the counter handler)."""
     if not os.path.exists("/proc/self/status"):
-        return {"value": None, "unit": "MiB", "target": INSTANCE_MEMORY_TARGET_MIB, "ok": None,
-                "description": "needs /proc (Linux)"}
+        return {
+            "value": None,
+            "unit": "MiB",
+            "target": INSTANCE_MEMORY_TARGET_MIB,
+            "ok": None,
+            "description": "needs /proc (Linux)",
+        }
     count = 4 if quick else 9
     script = _MEMORY_SCRIPT.format(count=count, caps=COUNTER_CAPABILITIES, code=COUNTER_CODE)
     completed = _python(script)

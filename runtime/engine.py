@@ -12,6 +12,7 @@ Time limits use epoch interruption: a ticker thread advances the engine epoch ev
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import importlib.util
 import logging
@@ -28,6 +29,7 @@ import wasmtime
 logger = logging.getLogger(__name__)
 
 TICK_MS = 5
+MAX_CATCH_UP_TICKS = 4
 # Native stack the guest may use. Deep JavaScript recursion traps when it runs out, which
 # the runtime reports as RESOURCE_LIMIT. It must stay well below the thread stack of the
 # calling threads (8 MiB by default on Linux).
@@ -39,37 +41,54 @@ CACHE_SUFFIX = ".cwasm"
 
 
 class EpochTicker:
-    """Advances the engine epoch every TICK_MS while at least one execution is running."""
+    """Advances the engine epoch every TICK_MS while at least one execution is running.
+
+    enter()/exit() run twice per execution, so they avoid locks: a deque's append and
+    pop are atomic, and the event is only touched when the ticker has gone to sleep.
+    """
 
     def __init__(self, engine: wasmtime.Engine) -> None:
         self._engine = engine
-        self._lock = threading.Lock()
+        self._active: collections.deque[None] = collections.deque()
         self._running = threading.Event()
-        self._active = 0
+        self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def enter(self) -> None:
-        with self._lock:
-            self._active += 1
-            if self._active == 1 and not self._running.is_set():
-                self._running.set()
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._loop, name="nexus-epoch", daemon=True)
-                    self._thread.start()
+        self._active.append(None)
+        if not self._running.is_set():
+            self._running.set()
+            if self._thread is None:
+                self._start()
 
     def exit(self) -> None:
-        with self._lock:
-            self._active -= 1
+        self._active.pop()
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="nexus-epoch", daemon=True)
+                self._thread.start()
 
     def _loop(self) -> None:
         interval = TICK_MS / 1000
         while True:
             self._running.wait()
-            time.sleep(interval)
-            self._engine.increment_epoch()
-            with self._lock:
-                if self._active <= 0:
-                    self._running.clear()
+            # The epoch follows the clock rather than the number of wake-ups: on a loaded
+            # machine a late wake-up also counts the ticks that fell due meanwhile (a few at
+            # most, so an execution that has just started loses little of its budget).
+            last = time.monotonic()
+            while True:
+                time.sleep(interval)
+                due = min(max(int((time.monotonic() - last) / interval), 1), MAX_CATCH_UP_TICKS)
+                for _ in range(due):
+                    self._engine.increment_epoch()
+                last = max(last + due * interval, time.monotonic() - interval)
+                if not self._active:
+                    break
+            self._running.clear()
+            if self._active:  # an execution started while the event was being cleared
+                self._running.set()
 
 
 @dataclass(frozen=True)
@@ -221,9 +240,7 @@ def trusted_file(path: Path) -> bool:
     except OSError:
         return False
     return (
-        stat.S_ISREG(info.st_mode)
-        and info.st_uid == os.geteuid()
-        and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
     )
 
 
@@ -249,11 +266,7 @@ def write_private_file(path: Path, data: bytes) -> None:
 def _prune_cache(cache_dir: Path, keep: Path, max_bytes: int) -> None:
     """Delete older cached modules of this runtime until the directory fits in max_bytes."""
     try:
-        entries = [
-            (p.stat().st_mtime, p.stat().st_size, p)
-            for p in cache_dir.glob(f"{CACHE_PREFIX}*")
-            if p != keep
-        ]
+        entries = [(p.stat().st_mtime, p.stat().st_size, p) for p in cache_dir.glob(f"{CACHE_PREFIX}*") if p != keep]
         total = sum(size for _, size, _ in entries) + (keep.stat().st_size if keep.exists() else 0)
     except OSError:
         return

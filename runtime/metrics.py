@@ -119,7 +119,6 @@ EXT_CALLS_TOTAL = _registered(
 )
 
 
-
 def add_durations(bucket_counts: list[int], total_seconds: float, observe: Callable[[float], None]) -> None:
     """Add pre-bucketed observations to HANDLER_DURATION_SECONDS.
 
@@ -139,6 +138,7 @@ def add_durations(bucket_counts: list[int], total_seconds: float, observe: Calla
         if count:
             buckets[index].inc(count)
     total.inc(total_seconds)
+
 
 __all__ = [
     "BUFFERED_UPDATES",

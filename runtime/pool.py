@@ -41,6 +41,9 @@ class Pool:
         self.resets = 0
         self.peak_memory = 0
         self.memory_bytes: dict[int, int] = {}
+        # Linear memory never shrinks: an instance that grew this much is replaced when it
+        # comes back, so idle instances keep little resident memory.
+        self._recycle_above = max(8 * 1024 * 1024, config.memory_limit_bytes // 2)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -137,7 +140,7 @@ class Pool:
         if size > self.peak_memory:
             self.peak_memory = size
         sandbox.executions += 1
-        if sandbox.dirty or sandbox.executions >= MAX_EXECUTIONS_PER_INSTANCE:
+        if sandbox.dirty or sandbox.executions >= MAX_EXECUTIONS_PER_INSTANCE or size > self._recycle_above:
             self.discard(sandbox)
             return
         with self._lock:

@@ -44,15 +44,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger("nexus.runtime")
 
 
-
 def _not_json(value: object) -> None:
     raise TypeError(f"{type(value).__name__} is not JSON data")
 
 
 # The C encoder of the json module, built once: JSONEncoder.encode rebuilds it on every call.
-_c_encoder = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
-    None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
-) if getattr(json.encoder, "c_make_encoder", None) else None
+_c_encoder = (
+    json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+        None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
+    )
+    if getattr(json.encoder, "c_make_encoder", None)
+    else None
+)
 _py_encode = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"), default=_not_json).encode
 
 
@@ -61,6 +64,7 @@ def _encode(value: Any) -> str:
     if _c_encoder is None:
         return _py_encode(value)
     return "".join(_c_encoder(value, 0))
+
 
 _FRAME = re.compile(r"<input>:(\d+):(\d+)")
 _VIEW_TYPES = frozenset({"setFilter", "scrollTo", "focus"})
@@ -224,8 +228,11 @@ class Runtime:
         request = f"[{handler_slot},{grant_slot},{state_json},{args_json}{tail}".encode("ascii")
         answer, sandbox_ms = self._run(sandbox, request, timeout, resume=False)
         segment = self._segment(answer, ctx)
-        if not compiled and (segment.kind == ANSWER_ERROR and segment.error is not None
-                             and segment.error.get("code") == COMPILATION_ERROR):
+        if not compiled and (
+            segment.kind == ANSWER_ERROR
+            and segment.error is not None
+            and segment.error.get("code") == COMPILATION_ERROR
+        ):
             sandbox.handlers.abandon(handler_id)
         return self._conclude(sandbox, segment, ctx, code, timeout, sandbox_ms, started, compiled)
 
@@ -434,8 +441,13 @@ class Runtime:
         try:
             if kind == ANSWER_ERROR:
                 error = answer[1] if isinstance(answer[1], dict) else error_dict(INTERNAL_ERROR, "malformed error")
-                return _Segment(kind, error=error, logs=_logs(answer[2]), calls=_calls(answer[3]),
-                                discard=bool(error.get("breakout")))
+                return _Segment(
+                    kind,
+                    error=error,
+                    logs=_logs(answer[2]),
+                    calls=_calls(answer[3]),
+                    discard=bool(error.get("breakout")),
+                )
             logs, calls = _logs(answer[5]), _calls(answer[6])
             segment = _Segment(kind, logs=logs, calls=calls)
             if kind == ANSWER_OK:
@@ -482,14 +494,14 @@ class Runtime:
         cache_hit: bool | None,
     ) -> ExecutionResult:
         error = segment.error
-        if (error is None or error.get("code") == EXECUTION_ERROR) and sandbox.exhausted_memory():
+        memory = sandbox.memory_size()
+        if (error is None or error.get("code") == EXECUTION_ERROR) and sandbox.exhausted_memory(memory):
             # The handler caught an out-of-memory error (or failed because of it).
             error = segment.error = error_dict(
                 MEMORY_LIMIT, f"the handler used up its memory limit of {self.config.memory_limit_mb} MiB"
             )
         if segment.discard or (error is not None and error.get("code") in INSTANCE_POISONING_CODES):
             sandbox.dirty = True
-        memory = sandbox.memory_size()
         metrics_ = {
             "duration_us": 0,
             "memory_used_bytes": memory,
@@ -501,21 +513,45 @@ class Runtime:
         if error is not None:
             result = ExecutionResult(ERROR, None, [], [], [], self._error(error, code), None, metrics_, logs)
             self._pool.release(sandbox, memory)
+            if error.get("code") == INTERNAL_ERROR:
+                logger.warning("sandbox failure in %s/%s: %s", ctx.panel_id, ctx.handler_name, error.get("message"))
         elif segment.kind == ANSWER_SUSPENDED:
             suspension = self._suspend(sandbox, segment.call or [], ctx, code, timeout_ms, used_ms)
             result = ExecutionResult(
-                SUSPENDED, None, segment.mutations or [], segment.events or [], segment.views or [], None,
-                suspension, metrics_, logs,
+                SUSPENDED,
+                None,
+                segment.mutations or [],
+                segment.events or [],
+                segment.views or [],
+                None,
+                suspension,
+                metrics_,
+                logs,
             )
         else:
             result = ExecutionResult(
-                SUCCESS, segment.return_value, segment.mutations or [], segment.events or [], segment.views or [],
-                None, None, metrics_, logs,
+                SUCCESS,
+                segment.return_value,
+                segment.mutations or [],
+                segment.events or [],
+                segment.views or [],
+                None,
+                None,
+                metrics_,
+                logs,
             )
             self._pool.release(sandbox, memory)
         duration_us = (time.perf_counter_ns() - started) // 1000
         metrics_["duration_us"] = duration_us
         self._record(result, duration_us, cache_hit)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "executed %s on %s: %s in %d us",
+                ctx.handler_name,
+                ctx.panel_id,
+                result.error["code"] if result.error else result.status,
+                duration_us,
+            )
         return result
 
     def _suspend(

@@ -1,14 +1,26 @@
 """One guest instance: a wasmtime store running QuickJS with the glue loaded.
 
 Building an instance from scratch (instantiate, start QuickJS, evaluate and harden the
-glue) is done once per process, for a template. Its linear memory is then kept as a
-pristine image: every new instance is the module instantiated again plus the pages of the
-image that differ from a freshly instantiated memory. Handles into the guest heap (the
-glue's entry points, I/O buffers) are plain addresses, identical in every copy.
+glue) is done once, for a template; the result is kept as a pristine image, in memory and
+in the cache directory. Every new instance is the module instantiated again plus the pages
+of the image that differ from a freshly instantiated memory. Handles into the guest heap
+(the glue's entry points, I/O buffers) are plain addresses, identical in every copy.
 
-A call into the glue crosses the boundary about five times: the request is written into a
+A call into the glue crosses the boundary about six times: the request is written into a
 buffer of guest memory and turned into one JS string, the glue's entry point is called,
-and the answer (one JSON string) is read back from the guest's result buffer.
+the answer (one JSON string) is read back from the guest's result buffer, and the job
+queue is drained.
+
+Protocol (positional JSON arrays, see guest/glue.js):
+
+    run     [handlerSlot, grantSlot, state, args, {c?, k?, cp?, xm?, lm?, sc?, rs?}?]
+    resume  [callId, ok, value, errorMessage, state|null]
+    answers [0, returnValue, mutations, events, viewCommands, logs, apiCalls]   finished
+            [1, error, logs, apiCalls]                                            failed
+            [2, [callId, alias, method, args], mutations, events, views, logs, apiCalls]
+            [3]                                               waiting: drain, then poll
+    mutations [key, value] or [key] (delete); events [name, payload];
+    view commands [type, componentId, args]; logs [level, message].
 """
 
 from __future__ import annotations
@@ -103,8 +115,19 @@ _scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 _image_lock = threading.Lock()
 _images: dict[str, PristineImage] = {}
 _IMAGE_MAGIC = b"NXQJSIMG\x01"
-_IMAGE_FIELDS = ("memory_size", "stack_pointer", "run", "poll", "resume", "cancel", "undefined", "io_ptr",
-                 "argv_ptr", "out_ptr", "result_words")
+_IMAGE_FIELDS = (
+    "memory_size",
+    "stack_pointer",
+    "run",
+    "poll",
+    "resume",
+    "cancel",
+    "undefined",
+    "io_ptr",
+    "argv_ptr",
+    "out_ptr",
+    "result_words",
+)
 
 
 def pristine_image(guest: GuestModule) -> PristineImage:
@@ -159,7 +182,9 @@ def _load_image(path: Path) -> PristineImage | None:
             raise ValueError("damaged")
         words = header.pop("result_words")
         return PristineImage(
-            chunks=tuple(chunks), result_words=tuple(words) if words else None, **header  # type: ignore[arg-type]
+            chunks=tuple(chunks),
+            result_words=tuple(words) if words else None,
+            **header,  # type: ignore[arg-type]
         )
     except (OSError, ValueError, TypeError, KeyError, struct.error) as exc:
         logger.warning("ignoring unusable guest image cache %s: %s", path, exc)
@@ -399,10 +424,19 @@ class Sandbox:
             ctypes.memmove(base + offset, data, len(data))
         stack_pointer.set_value(self._store, wasmtime.Val.i32(image.stack_pointer))
         self.calls.call1("set_memory_limit", max(memory_limit - GUEST_ALLOCATOR_HEADROOM_BYTES, 1 << 20))
+        # Memory never moves (see engine.py): views on the fixed slots are made once.
         self._base = self.calls.memory_base()
-        self._argv = self._base + image.argv_ptr
-        self._out = self._base + image.out_ptr
         self._io = self._base + image.io_ptr
+        self._argv_slot = ctypes.c_int32.from_address(self._base + image.argv_ptr)
+        self._out_slot = ctypes.c_int32.from_address(self._base + image.out_ptr)
+        self._result_slots = (
+            None
+            if image.result_words is None
+            else (
+                ctypes.c_uint32.from_address(self._base + image.result_words[0]),
+                ctypes.c_uint32.from_address(self._base + image.result_words[1]),
+            )
+        )
         self.panel_id: str | None = None
         self.handlers = SlotTable(MAX_COMPILED_PER_INSTANCE)
         self.capabilities = SlotTable(MAX_CAPABILITY_SETS)
@@ -485,10 +519,10 @@ class Sandbox:
         text = 0
         if payload is not None:
             text = self._new_string(payload)
-            ctypes.c_int32.from_address(self._argv).value = text
+            self._argv_slot.value = text
             argc = 1
         status = calls.call5("call_function", entry, image.undefined, image.argv_ptr, argc, image.out_ptr)
-        answer = ctypes.c_int32.from_address(self._out).value
+        answer = self._out_slot.value
         if text:
             calls.call1("free_value", text)
         if status != STATUS_OK:
@@ -519,15 +553,14 @@ class Sandbox:
 
     def _read_result(self) -> bytes:
         calls = self.calls
-        words = self.image.result_words
-        if words is None:
+        slots = self._result_slots
+        if slots is None:
             return _take_result(calls)
-        base = self._base
-        ptr = ctypes.c_uint32.from_address(base + words[0]).value
-        length = ctypes.c_uint32.from_address(base + words[1]).value
+        ptr = slots[0].value
+        length = slots[1].value
         if ptr + length > calls.memory_size():
             raise GuestFault(INTERNAL_ERROR, "the sandbox answer lies outside its memory")
-        return ctypes.string_at(base + ptr, length)
+        return ctypes.string_at(self._base + ptr, length)
 
     def _glue_failure(self) -> GuestFault:
         message = _exception_message(self.calls)
@@ -557,9 +590,12 @@ class Sandbox:
     def near_memory_limit(self) -> bool:
         return self.calls.memory_size() + 2 * 65536 >= self.memory_limit
 
-    def exhausted_memory(self) -> bool:
+    def exhausted_memory(self, memory_size: int | None = None) -> bool:
         """True once linear memory came so close to its cap that an allocation must have failed."""
-        return not self.closed and self.calls.memory_size() + EXHAUSTION_MARGIN >= self.memory_limit
+        if self.closed:
+            return False
+        size = self.calls.memory_size() if memory_size is None else memory_size
+        return size + EXHAUSTION_MARGIN >= self.memory_limit
 
     def close(self) -> None:
         if self.closed:

@@ -12,7 +12,22 @@ from typing import Any
 
 # Upper bounds, in seconds, of the nexus_handler_duration_seconds buckets (+Inf implied).
 DURATION_BUCKETS: tuple[float, ...] = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 # Label values of nexus_host_calls_total{function}, in the order runtimes count them.
 HOST_FUNCTIONS: tuple[str, ...] = ("emit", "log", "ext", "view.setFilter", "view.scrollTo", "view.focus")

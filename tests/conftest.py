@@ -26,6 +26,23 @@ def using_redis() -> bool:
     return bool(os.environ.get("REDIS_URL"))
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None,
+                                 tmp_path_factory: pytest.TempPathFactory) -> None:
+    """On SQLite, test in a database file rather than Django's default in-memory database.
+
+    The panel service commits from its own worker threads. An in-memory SQLite database shared
+    between connections uses table locks that fail at once ("database table is locked")
+    instead of waiting, so concurrent tests would fail for a reason production never sees;
+    a file in WAL mode behaves like the real server's database.
+    """
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("sqlite") / "test.sqlite3")
+
+
 # ---------------------------------------------------------------- users, workspaces and tokens
 # Used by the REST, admin and command tests. Tests that reach the panel service (which commits
 # from its own worker threads) must use `transactional_db`; these fixtures work with either.
@@ -34,8 +51,11 @@ TEST_PASSWORD = "correct-horse-battery-staple"
 
 
 @pytest.fixture
-def make_user(db: None):  # type: ignore[no-untyped-def]
+def make_user(db: None, settings):  # type: ignore[no-untyped-def]
     from django.contrib.auth import get_user_model
+
+    # The production hasher is slow on purpose; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
     def make(username: str, password: str = TEST_PASSWORD, **fields):  # type: ignore[no-untyped-def]
         return get_user_model().objects.create_user(username=username, password=password, **fields)

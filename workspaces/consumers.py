@@ -29,6 +29,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_HEARTBEAT = 4408
 CLOSE_GOING_AWAY = 1001
+ACCESS_RECHECK_S = 10.0
 CLOSE_CODES = {401: CLOSE_UNAUTHENTICATED, 403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND}
 
 
@@ -61,14 +62,15 @@ def _open_panel(principal: Principal, workspace_slug: str, panel_id: str) -> Pan
     return panel
 
 
-@database_sync_to_async
-def _check(principal: Principal, panel: Panel, permission: str) -> None:
-    access.check(principal, panel.workspace, permission)
+def _load_checked(principal: Principal, panel_pk: int, permission: str | None) -> Panel:
+    """The panel's current row (hot fields only), after checking access when asked to."""
+    panel = panel_service.hot_panels().get(pk=panel_pk)
+    if permission is not None:
+        access.check(principal, panel.workspace, permission)
+    return panel
 
 
-@database_sync_to_async
-def _reload(panel: Panel) -> Panel:
-    return Panel.objects.select_related("workspace").get(pk=panel.pk)
+load_checked = database_sync_to_async(_load_checked, thread_sensitive=False)
 
 
 class PanelConsumer(AsyncWebsocketConsumer):
@@ -84,6 +86,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         self.version = 0
         self.keys: set[str] | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.granted: dict[str, float] = {}
         self.last_seen = time.monotonic()
         self.principal = await authenticate(self.scope)
         if self.principal is None:
@@ -98,7 +101,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await asyncio.to_thread(presence.joined, self.panel.workspace.slug, self.panel.panel_id)
         _connections_gauge(1)
-        self.panel = await _reload(self.panel)  # read after joining: no commit can slip between
+        self.panel = await load_checked(self.principal, self.panel.pk, None)  # after joining: nothing slips by
         self.version = self.panel.state_version
         await self.send_json(
             {
@@ -185,8 +188,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         assert self.panel is not None and self.principal is not None
         token = request_id_var.set(str(request_id))
         try:
-            await _check(self.principal, self.panel, access.PANEL_EXECUTE)
-            panel = await _reload(self.panel)
+            panel = await self._authorized_panel(access.PANEL_EXECUTE)
 
             async def progress(update: dict[str, Any]) -> None:
                 await self.send_json({"type": "PROGRESS", "requestId": request_id, **update})
@@ -214,8 +216,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         if "value" not in frame:
             raise ProtocolError("INVALID_MESSAGE", "'value' is required", request_id)
         try:
-            await _check(self.principal, self.panel, access.PANEL_EXECUTE)
-            panel = await _reload(self.panel)
+            panel = await self._authorized_panel(access.PANEL_EXECUTE)
             commit = await panel_service.set_value(panel, key, frame["value"], actor=self.principal.username)
         except AccessDenied as denied:
             raise ProtocolError(denied.code, denied.message, request_id) from None
@@ -255,6 +256,10 @@ class PanelConsumer(AsyncWebsocketConsumer):
         for command in message["viewCommands"]:
             await self.send_json({"type": "VIEW", "command": command})
 
+    async def panel_changed(self, message: dict[str, Any]) -> None:
+        if self.panel is not None and self.principal is not None:
+            self.panel = await load_checked(self.principal, self.panel.pk, None)
+
     async def panel_deleted(self, message: dict[str, Any]) -> None:
         await self.close(CLOSE_NOT_FOUND)
 
@@ -262,6 +267,20 @@ class PanelConsumer(AsyncWebsocketConsumer):
         await self.close(CLOSE_GOING_AWAY)
 
     # ------------------------------------------------------------ helpers
+
+    async def _authorized_panel(self, permission: str) -> Panel:
+        """Access is re-checked at most every ACCESS_RECHECK_S per permission on a live socket.
+
+        Between checks the panel loaded then is used as is: the service reads the state itself,
+        and any change of the panel's definition or status reaches this consumer as
+        ``panel.changed``, which reloads it.
+        """
+        assert self.panel is not None and self.principal is not None
+        now = time.monotonic()
+        if self.granted.get(permission, 0.0) <= now:
+            self.panel = await load_checked(self.principal, self.panel.pk, permission)
+            self.granted[permission] = now + ACCESS_RECHECK_S
+        return self.panel
 
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content, separators=(",", ":")))

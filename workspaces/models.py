@@ -67,6 +67,8 @@ class Panel(models.Model):
     panel_id = models.CharField(max_length=64, validators=[panel_id_validator])
     source = models.TextField(help_text="The panel's NXML document.")
     definition = models.JSONField(default=dict, help_text="The parsed NXML tree.")
+    definition_hash = models.CharField(max_length=64, blank=True, editable=False,
+                                       help_text="Digest of the parsed tree; keys the in-process cache.")
     title = models.CharField(max_length=200, blank=True)
     version = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=16, choices=PanelStatus.choices, default=PanelStatus.INITIALIZING)

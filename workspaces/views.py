@@ -2,18 +2,84 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 from workspaces import access
 from workspaces.access import AccessDenied, Principal
-from workspaces.models import Panel, Workspace
-from workspaces.presenters import panel_detail, panel_summary, websocket_url
+from workspaces.models import Membership, Panel, PanelStatus, Workspace
+from workspaces.presenters import iso, panel_detail, websocket_url
+
+View = Callable[..., HttpResponse]
+
+# Badge colours of the shared stylesheet for each panel status.
+STATUS_TONES: dict[str, str] = {
+    PanelStatus.RUNNING: "success",
+    PanelStatus.INITIALIZING: "info",
+    PanelStatus.STOPPED: "warn",
+    PanelStatus.ERROR: "error",
+}
+
+
+def page_login_required(view: View) -> View:
+    """Like ``login_required``, but with authentication switched off every visitor is the local user."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not settings.NEXUS.AUTH_ENABLED:
+            # The pages then behave as the API does for the same server: one local owner.
+            request.user = cast(Any, access.local_user())
+        elif not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def activity_label(when: datetime | None, now: datetime | None = None) -> str:
+    if when is None:
+        return "never"
+    now = now or timezone.now()
+    if (now - when).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(when, now, depth=1)} ago"
+
+
+@dataclass(frozen=True)
+class PanelRow:
+    id: str
+    title: str
+    status: str
+    status_tone: str
+    last_activity: str | None
+    last_activity_label: str
+
+    @classmethod
+    def of(cls, panel: Panel, now: datetime) -> PanelRow:
+        return cls(
+            id=panel.panel_id,
+            title=panel.title or panel.panel_id,
+            status=panel.status,
+            status_tone=STATUS_TONES.get(panel.status, "info"),
+            last_activity=iso(panel.last_activity),
+            last_activity_label=activity_label(panel.last_activity, now),
+        )
 
 
 def _workspace_for(request: HttpRequest, slug: str) -> Workspace:
+    """The workspace, or 404 for anyone who may not read it: strangers learn nothing about it."""
     workspace = Workspace.objects.filter(slug=slug).first()
     if workspace is None:
         raise Http404("No such workspace")
@@ -24,25 +90,37 @@ def _workspace_for(request: HttpRequest, slug: str) -> Workspace:
     return workspace
 
 
-@login_required
-def workspace_list(request: HttpRequest) -> HttpResponse:
-    workspaces = access.visible_workspaces(Principal(user=request.user)).order_by("name")
-    return render(request, "workspaces/workspace_list.html", {"workspaces": workspaces})
-
-
-@login_required
-def panel_list(request: HttpRequest, slug: str) -> HttpResponse:
-    workspace = _workspace_for(request, slug)
-    panels = [panel_summary(panel) for panel in workspace.panels.order_by("title", "panel_id")]
-    return render(request, "workspaces/panel_list.html", {"workspace": workspace, "panels": panels})
-
-
-@login_required
-def panel_page(request: HttpRequest, slug: str, panel_id: str) -> HttpResponse:
-    workspace = _workspace_for(request, slug)
+def _panel_for(workspace: Workspace, panel_id: str) -> Panel:
     panel = Panel.objects.select_related("workspace").filter(workspace=workspace, panel_id=panel_id).first()
     if panel is None:
         raise Http404("No such panel")
+    return panel
+
+
+@page_login_required
+def workspace_list(request: HttpRequest) -> HttpResponse:
+    workspaces = (
+        access.visible_workspaces(Principal(user=request.user))
+        .annotate(panel_count=Count("panels", distinct=True))
+        .order_by("name", "slug")
+    )
+    roles = dict(Membership.objects.filter(user=cast(Any, request.user)).values_list("workspace_id", "role"))
+    rows = [{"workspace": workspace, "role": roles.get(workspace.pk, "")} for workspace in workspaces]
+    return render(request, "workspaces/workspace_list.html", {"rows": rows})
+
+
+@page_login_required
+def panel_list(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace = _workspace_for(request, slug)
+    now = timezone.now()
+    panels = [PanelRow.of(panel, now) for panel in workspace.panels.order_by("title", "panel_id")]
+    return render(request, "workspaces/panel_list.html", {"workspace": workspace, "panels": panels})
+
+
+@page_login_required
+def panel_page(request: HttpRequest, slug: str, panel_id: str) -> HttpResponse:
+    workspace = _workspace_for(request, slug)
+    panel = _panel_for(workspace, panel_id)
     bootstrap = {
         "panel": panel_detail(panel),
         "wsUrl": websocket_url(request, panel),
@@ -51,13 +129,10 @@ def panel_page(request: HttpRequest, slug: str, panel_id: str) -> HttpResponse:
     return render(request, "workspaces/panel.html", {"workspace": workspace, "panel": panel, "bootstrap": bootstrap})
 
 
-@login_required
+@page_login_required
 def panel_state(request: HttpRequest, slug: str, panel_id: str) -> HttpResponse:
     """Same-origin state for a page that noticed a gap in state versions."""
-    from django.http import JsonResponse
-
-    workspace = _workspace_for(request, slug)
-    panel = Panel.objects.filter(workspace=workspace, panel_id=panel_id).first()
-    if panel is None:
-        raise Http404("No such panel")
-    return JsonResponse({"panelId": panel.panel_id, "state": panel.state, "stateVersion": panel.state_version})
+    panel = _panel_for(_workspace_for(request, slug), panel_id)
+    response = JsonResponse({"panelId": panel.panel_id, "state": panel.state, "stateVersion": panel.state_version})
+    response["Cache-Control"] = "no-store"
+    return response

@@ -26,7 +26,6 @@
   const isFrozen = Object.isFrozen;
   const hasOwn = Object.hasOwn;
   const getPrototypeOf = Object.getPrototypeOf;
-  const setPrototypeOf = Object.setPrototypeOf;
   const defineProperty = Object.defineProperty;
   const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
   const fnToString = Function.prototype.toString;
@@ -580,8 +579,9 @@
     }
     const table = rec.caps.xm;
     const methods = hasOwn(table, alias) ? table[alias] : null;
-    if (methods === null || methods.indexOf(method) < 0) {
-      throw new NativeTypeError('$ext.' + alias + '.' + method + ' is not an available extension method');
+    if (methods === null) throw new NativeError("Extension '" + alias + "' not found");
+    if (methods.indexOf(method) < 0) {
+      throw new NativeError("Extension '" + alias + "' has no method '" + method + "'");
     }
     const argsJson = enc(args, 'the arguments of $ext.' + alias + '.' + method);
     account(argsJson.length);
@@ -698,8 +698,8 @@
     if (entry === undefined || caps === undefined) {
       return '[1,{"code":"INTERNAL_ERROR","message":"handler or capabilities missing in this instance"},[],0]';
     }
+    // The traps only ever look at own properties, so the parsed object is used as is.
     const work = req[2];
-    setPrototypeOf(work, null);
     const args = deepFreeze(req[3]);
     begin(work, caps);
     const state = new NativeProxy(work, stateTraps);
@@ -806,7 +806,9 @@
     if (fresh !== null && typeof fresh === 'object') {
       const work = rec.work;
       for (const key of ownKeys(work)) delete work[key];
-      for (const key of ownKeys(fresh)) work[key] = fresh[key];
+      for (const key of ownKeys(fresh)) {
+        defineProperty(work, key, { value: fresh[key], writable: true, enumerable: true, configurable: true });
+      }
       rec.orig = null;
     }
     if (reply[1]) call.resolve(reply[2]);

@@ -23,7 +23,9 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def runtime(cache_dir: Path) -> Iterator[Runtime]:
     """One runtime for the whole session, with a short timeout so runaway cases stay quick."""
     rt = Runtime(
-        RuntimeConfig(min_instances=2, max_instances=6, timeout_ms=500, cache_dir=str(cache_dir), acquire_timeout_ms=5000)
+        RuntimeConfig(
+            min_instances=2, max_instances=6, timeout_ms=500, cache_dir=str(cache_dir), acquire_timeout_ms=5000
+        )
     )
     yield rt
     rt.close()

@@ -188,7 +188,11 @@ FORGERIES = [
 
 @pytest.mark.parametrize(("answer", "capabilities", "expected"), FORGERIES)
 def test_forged_answers_are_refused(
-    make_runtime, monkeypatch: pytest.MonkeyPatch, answer: list[Any], capabilities: list[str], expected: str  # type: ignore[no-untyped-def]
+    make_runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    answer: list[Any],
+    capabilities: list[str],
+    expected: str,  # type: ignore[no-untyped-def]
 ) -> None:
     rt = make_runtime(min_instances=1, max_instances=1)
     with monkeypatch.context() as patch:

@@ -115,7 +115,9 @@ CORPUS = [
     Case("return-cycle", "const a = {}; a.self = a; return a;", "EXECUTION_ERROR"),
     Case("return-bigint", "return 1n;", "EXECUTION_ERROR"),
     Case("return-throwing-tojson", "return { toJSON() { throw new Error('nope'); } };", "EXECUTION_ERROR"),
-    Case("return-proxy-throwing", "return new Proxy({}, { ownKeys() { throw new Error('keys'); } });", "EXECUTION_ERROR"),
+    Case(
+        "return-proxy-throwing", "return new Proxy({}, { ownKeys() { throw new Error('keys'); } });", "EXECUTION_ERROR"
+    ),
     Case("never-settles", "await new Promise(() => {});", "EXECUTION_ERROR"),
     Case("invalid-array-length", "return new Array(2 ** 32).length;", "EXECUTION_ERROR"),
     # --- limits of the sandbox API
@@ -126,12 +128,23 @@ CORPUS = [
     Case("giant-object-payload", "$emit('big', { data: 'z'.repeat(1100000) });", "RESOURCE_LIMIT"),
     Case("giant-view-value", "$view.setFilter('t', 'v'.repeat(1100000));", "RESOURCE_LIMIT"),
     Case("result-over-1mib", "return 'x'.repeat(2 * 1024 * 1024);", "RESOURCE_LIMIT"),
-    Case("caught-limit-sticks", "try { for (let i = 0; i < 200; i++) $emit('e', i); } catch (e) { } return 1;", "RESOURCE_LIMIT"),
+    Case(
+        "caught-limit-sticks",
+        "try { for (let i = 0; i < 200; i++) $emit('e', i); } catch (e) { } return 1;",
+        "RESOURCE_LIMIT",
+    ),
     # --- capabilities
     Case("write-denied", "$state.count = 1;", "PERMISSION_DENIED", {"state": {"count": 0}, "capabilities": READ_ONLY}),
-    Case("delete-denied", "delete $state.count;", "PERMISSION_DENIED", {"state": {"count": 0}, "capabilities": READ_ONLY}),
+    Case(
+        "delete-denied", "delete $state.count;", "PERMISSION_DENIED", {"state": {"count": 0}, "capabilities": READ_ONLY}
+    ),
     Case("delete-unknown-denied", "delete $state.other;", "PERMISSION_DENIED", {"capabilities": READ_ONLY}),
-    Case("nested-push-denied", "$state.items.push(1);", "PERMISSION_DENIED", {"state": {"items": []}, "capabilities": READ_ONLY}),
+    Case(
+        "nested-push-denied",
+        "$state.items.push(1);",
+        "PERMISSION_DENIED",
+        {"state": {"items": []}, "capabilities": READ_ONLY},
+    ),
     Case(
         "nested-through-alias-denied",
         "const o = $state.profile; o.name = 'x';",
@@ -145,11 +158,20 @@ CORPUS = [
         {"state": {"a": 1, "b": 0}, "capabilities": ["state:read:*", "state:write:a"]},
     ),
     Case("unicode-key-denied", "$state['ключ'] = '値';", "PERMISSION_DENIED", {"capabilities": READ_ONLY}),
-    Case("define-property-denied", "Object.defineProperty($state, 'k', { value: 1 });", "PERMISSION_DENIED",
-         {"capabilities": READ_ONLY}),
+    Case(
+        "define-property-denied",
+        "Object.defineProperty($state, 'k', { value: 1 });",
+        "PERMISSION_DENIED",
+        {"capabilities": READ_ONLY},
+    ),
     Case("emit-denied", "$emit('x', 1);", "PERMISSION_DENIED", {"capabilities": ["events:emit:y"]}),
     Case("view-denied", "$view.focus('panel');", "PERMISSION_DENIED", {"capabilities": ["view:update:other"]}),
-    Case("ext-denied", "await $ext.http.get('/');", "PERMISSION_DENIED", {"capabilities": [], "extensions": {"http": ["get"]}}),
+    Case(
+        "ext-denied",
+        "await $ext.http.get('/');",
+        "PERMISSION_DENIED",
+        {"capabilities": [], "extensions": {"http": ["get"]}},
+    ),
     Case(
         "caught-denial-sticks",
         "try { $state.count = 1; } catch (e) { } return 'ignored';",

@@ -61,7 +61,7 @@ def test_spec_example_in_a_plain_python_process(tmp_path: Path) -> None:
 
 def test_spec_example_in_process() -> None:
     namespace: dict[str, object] = {}
-    exec(compile(SPEC_EXAMPLE, "spec-example", "exec"), namespace)  # noqa: S102 - the contract's own example
+    exec(compile(SPEC_EXAMPLE, "spec-example", "exec"), namespace)
     rt = namespace["rt"]
     assert isinstance(rt, Runtime)
     rt.close()
@@ -140,8 +140,9 @@ def test_only_readable_keys_enter_the_sandbox(runtime: Runtime) -> None:
 def test_prefix_capabilities(runtime: Runtime) -> None:
     caps = ["state:read:user.*", "state:write:user.name"]
     state = {"user.name": "a", "user.age": 3, "other": 1}
-    result = run(runtime, "$state['user.name'] = 'b'; return [$state['user.age'], $state.other];", state=state,
-                 capabilities=caps)
+    result = run(
+        runtime, "$state['user.name'] = 'b'; return [$state['user.age'], $state.other];", state=state, capabilities=caps
+    )
     assert result.return_value == [3, None]
     assert result.state_mutations == [{"key": "user.name", "value": "b", "operation": "set"}]
     denied = run(runtime, "$state['user.age'] = 4;", state=state, capabilities=caps)
@@ -182,8 +183,12 @@ def test_value_set_then_changed_reports_final_value(runtime: Runtime) -> None:
 
 
 def test_direct_write_denied_at_its_line(runtime: Runtime) -> None:
-    result = run(runtime, "const a = 1;\nconst b = 2;\n  $state.count = a + b;\nreturn 1;", state={"count": 0},
-                 capabilities=["state:read:*"])
+    result = run(
+        runtime,
+        "const a = 1;\nconst b = 2;\n  $state.count = a + b;\nreturn 1;",
+        state={"count": 0},
+        capabilities=["state:read:*"],
+    )
     error = result.error
     assert error["code"] == "PERMISSION_DENIED"
     assert error["location"]["line"] == 3
@@ -210,8 +215,11 @@ def test_state_proxy_behaves_like_an_object(runtime: Runtime) -> None:
 
 
 def test_args_are_deep_frozen(runtime: Runtime) -> None:
-    result = run(runtime, "return [Object.isFrozen($args), Object.isFrozen($args.o), $args.o.list[1]];",
-                 args={"o": {"list": [1, 2]}})
+    result = run(
+        runtime,
+        "return [Object.isFrozen($args), Object.isFrozen($args.o), $args.o.list[1]];",
+        args={"o": {"list": [1, 2]}},
+    )
     assert result.return_value == [True, True, 2]
 
 
@@ -383,8 +391,18 @@ def test_failed_instances_are_replaced(make_runtime) -> None:  # type: ignore[no
 def test_stats(runtime: Runtime) -> None:
     assert_healthy(runtime)
     stats = runtime.stats()
-    for key in ("executions", "active_instances", "available_instances", "cache_hits", "cache_misses",
-                "cache_hit_rate", "avg_duration_us", "memory_bytes", "memory_peak_bytes", "suspended"):
+    for key in (
+        "executions",
+        "active_instances",
+        "available_instances",
+        "cache_hits",
+        "cache_misses",
+        "cache_hit_rate",
+        "avg_duration_us",
+        "memory_bytes",
+        "memory_peak_bytes",
+        "suspended",
+    ):
         assert key in stats, key
     assert stats["executions"] >= 1 and stats["avg_duration_us"] > 0 and stats["memory_bytes"] > 0
     assert stats["module_source"] in ("disk", "compiled")

@@ -28,7 +28,11 @@ def test_suspend_and_resume(runtime: Runtime) -> None:
     assert first.status == "suspended", first.error
     suspension = first.suspension
     assert set(suspension) == {"suspension_id", "extension", "method", "args"}
-    assert (suspension["extension"], suspension["method"], suspension["args"]) == ("http", "get", ["/items", {"page": 2}])
+    assert (suspension["extension"], suspension["method"], suspension["args"]) == (
+        "http",
+        "get",
+        ["/items", {"page": 2}],
+    )
     # What happened before the suspension comes with it.
     assert first.state_mutations == [{"key": "step", "value": 1, "operation": "set"}]
     assert first.events == [{"name": "started", "payload": 1}]
@@ -139,7 +143,12 @@ def test_cancel(runtime: Runtime) -> None:
 def test_undeclared_method(runtime: Runtime) -> None:
     result = start(runtime, "await $ext.http.delete('/');")
     assert result.error["code"] == "EXECUTION_ERROR"
-    assert "not an available extension method" in result.error["message"]
+    assert "Extension 'http' has no method 'delete'" in result.error["message"]
+
+
+def test_undeclared_alias_is_not_found(runtime: Runtime) -> None:
+    result = start(runtime, "try { await $ext.mail.send('x'); } catch (e) { return e.message; }", capabilities=["ext:*"])
+    assert result.status == "success" and result.return_value == "Extension 'mail' not found"
 
 
 def test_unawaited_call_is_dropped(runtime: Runtime) -> None:

@@ -34,6 +34,7 @@ from runtime.errors import RuntimeBusyError
 from workspaces.models import AuditOutcome, AuditRecord, Panel, PanelStatus, Workspace
 from workspaces.nxml import NXMLValidationError, PanelDefinition, parse_nxml
 from workspaces.services import extensions as extension_service
+from workspaces.services import panel_rows
 from workspaces.services.publish import commit_message, publish
 from workspaces.services.sandbox import check_syntax, get_runtime
 from workspaces.services.values import describe, matches_type
@@ -141,14 +142,35 @@ def in_worker(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
 # ---------------------------------------------------------------- definitions
 
 
-@functools.lru_cache(maxsize=512)
-def _definition_from_json(digest: str, payload: str) -> PanelDefinition:
-    return PanelDefinition.from_dict(json.loads(payload))
+# Only what a segment needs: the big source and parsed tree stay in the database.
+HOT_FIELDS = ("id", "panel_id", "status", "state", "state_version", "definition_hash", "workspace__slug")
+_definitions: dict[str, PanelDefinition] = {}
+_definitions_guard = threading.Lock()
+MAX_CACHED_DEFINITIONS = 512
+
+
+def definition_digest(tree: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()
 
 
 def definition_of(panel: Panel) -> PanelDefinition:
-    payload = json.dumps(panel.definition, sort_keys=True)
-    return _definition_from_json(hashlib.sha256(payload.encode()).hexdigest(), payload)
+    """The parsed tree of a panel, cached by its digest (loaded from the row only on a miss)."""
+    digest = panel.definition_hash
+    cached = _definitions.get(digest) if digest else None
+    if cached is not None:
+        return cached
+    tree = panel.definition if "definition" in panel.__dict__ else Panel.objects.values_list(
+        "definition", flat=True).get(pk=panel.pk)
+    definition = PanelDefinition.from_dict(tree)
+    with _definitions_guard:
+        if len(_definitions) >= MAX_CACHED_DEFINITIONS:
+            _definitions.clear()
+        _definitions[digest or definition_digest(tree)] = definition
+    return definition
+
+
+def hot_panels() -> Any:
+    return Panel.objects.select_related("workspace").only(*HOT_FIELDS)
 
 
 def parse_source(source: str) -> PanelDefinition:
@@ -260,14 +282,36 @@ def sandbox_key(workspace_slug: str, panel_id: str) -> str:
     return f"{workspace_slug}/{panel_id}"
 
 
-def _apply_locked(
-    panel: Panel,
+@dataclass(frozen=True)
+class PanelRef:
+    """Which panel a batch goes to; enough to write its row and reach its clients."""
+
+    pk: int
+    workspace_slug: str
+    panel_id: str
+
+    @classmethod
+    def of(cls, panel: Panel) -> PanelRef:
+        return cls(panel.pk, panel.workspace.slug, panel.panel_id)
+
+
+class _Conflict(Exception):
+    """Another process committed to the panel after this segment read it."""
+
+
+def _apply(
+    ref: PanelRef,
     definition: PanelDefinition,
-    mutations: list[dict[str, Any]],
-    events: list[dict[str, Any]],
-    view_commands: list[dict[str, Any]],
+    state: dict[str, Any],
+    version: int,
+    result: ExecutionResult | None,
     capabilities: CapabilitySet | None,
+    mutations: list[dict[str, Any]] | None = None,
 ) -> Commit:
+    """Check, store and publish one batch; must run inside a transaction. Raises _SegmentFailed."""
+    mutations = list(result.state_mutations if result is not None else mutations or [])
+    events = list(result.events) if result is not None else []
+    view_commands = list(result.view_commands) if result is not None else []
     for mutation in mutations:
         _check_mutation(definition, capabilities, mutation)
     for event in events:
@@ -275,42 +319,40 @@ def _apply_locked(
     for command in view_commands:
         _check_view_command(capabilities, command)
     if not mutations:
-        commit = Commit(dict(panel.state), panel.state_version, [], list(events), list(view_commands))
         if events or view_commands:
-            message = commit_message(panel.state_version, [], events, view_commands)
-            publish(panel.workspace.slug, panel.panel_id, message)
-        return commit
-    state = dict(panel.state)
+            publish(ref.workspace_slug, ref.panel_id, commit_message(version, [], events, view_commands))
+        return Commit(state, version, [], events, view_commands)
+    state = dict(state)
     for mutation in mutations:
         if mutation.get("operation") == "delete":
             state.pop(mutation["key"], None)
         else:
             state[mutation["key"]] = mutation.get("value")
     applied = [dict(m) for m in mutations]
-    for name, value in compute(definition, state, sandbox_key(panel.workspace.slug, panel.panel_id)).items():
+    for name, value in compute(definition, state, sandbox_key(ref.workspace_slug, ref.panel_id)).items():
         if state.get(name) != value or name not in state:
             applied.append({"key": name, "value": value, "operation": "set"})
         state[name] = value
-    panel.state = state
-    panel.state_version += 1
-    panel.last_activity = timezone.now()
-    panel.save(update_fields=["state", "state_version", "last_activity", "updated_at"])
-    commit = Commit(state, panel.state_version, applied, list(events), list(view_commands))
-    # Published while the row is still locked, so messages leave in state-version order.
-    publish(panel.workspace.slug, panel.panel_id, commit_message(commit.state_version, applied, events, view_commands))
-    return commit
+    if not panel_rows.write_state(ref.pk, state, version + 1, expected=version):
+        raise _Conflict()
+    # Published before the transaction ends, while no other writer can commit to this panel.
+    publish(ref.workspace_slug, ref.panel_id, commit_message(version + 1, applied, events, view_commands))
+    return Commit(state, version + 1, applied, events, view_commands)
 
 
-def _lock_panel(panel_pk: int) -> Panel:
-    try:
-        return Panel.objects.select_for_update().select_related("workspace").get(pk=panel_pk)
-    except Panel.DoesNotExist:
-        raise ServiceError("NOT_FOUND", "Panel was deleted") from None
+def _read(panel_pk: int, lock: bool) -> tuple[dict[str, Any], int]:
+    row = panel_rows.read_state(panel_pk, lock=lock)
+    if row is None:
+        raise ServiceError("NOT_FOUND", "Panel was deleted")
+    return row
 
 
 OPTIMISTIC_ATTEMPTS = 8
 _local_locks: dict[int, threading.Lock] = {}
 _local_locks_guard = threading.Lock()
+
+Step = Callable[[dict[str, Any]], ExecutionResult]
+SegmentOutcome = tuple[ExecutionResult, Commit | None, dict[str, Any] | None]
 
 
 def _local_lock(panel_pk: int) -> threading.Lock:
@@ -318,9 +360,7 @@ def _local_lock(panel_pk: int) -> threading.Lock:
         return _local_locks.setdefault(panel_pk, threading.Lock())
 
 
-def _run_segment(
-    run: HandlerRun, step: Callable[[Panel], ExecutionResult], repeatable: bool
-) -> tuple[ExecutionResult, Commit | None, dict[str, Any] | None]:
+def _run_segment(run: HandlerRun, step: Step, repeatable: bool) -> SegmentOutcome:
     """Execute one segment exclusively and apply its batch; returns (result, commit, failure).
 
     PostgreSQL locks only the panel's row, so the segment runs under that lock. SQLite has one
@@ -344,46 +384,34 @@ def _run_segment(
         raise ServiceError("UNAVAILABLE", "Database unavailable") from None
 
 
-def _optimistic_segment(
-    run: HandlerRun, step: Callable[[Panel], ExecutionResult]
-) -> tuple[ExecutionResult, Commit | None, dict[str, Any] | None] | None:
+def _optimistic_segment(run: HandlerRun, step: Step) -> SegmentOutcome | None:
     """None when another process committed to the panel while this segment ran."""
-    try:
-        panel = Panel.objects.select_related("workspace").get(pk=run.panel_pk)
-    except Panel.DoesNotExist:
-        raise ServiceError("NOT_FOUND", "Panel was deleted") from None
-    result = step(panel)
+    state, version = _read(run.panel_pk, lock=False)
+    result = step(state)
     if result.status == "error":
         return result, None, result.error
-    with transaction.atomic():
-        locked = _lock_panel(run.panel_pk)
-        if locked.state_version != panel.state_version:
-            _abandon(result)
-            return None
-        return _commit_segment(run, locked, result)
-
-
-def _locked_segment(
-    run: HandlerRun, step: Callable[[Panel], ExecutionResult]
-) -> tuple[ExecutionResult, Commit | None, dict[str, Any] | None]:
-    with transaction.atomic():
-        panel = _lock_panel(run.panel_pk)
-        result = step(panel)
-        if result.status == "error":
-            return result, None, result.error
-        return _commit_segment(run, panel, result)
-
-
-def _commit_segment(
-    run: HandlerRun, panel: Panel, result: ExecutionResult
-) -> tuple[ExecutionResult, Commit | None, dict[str, Any] | None]:
-    """Apply inside the caller's transaction; a refused batch rolls it back."""
     try:
         with transaction.atomic():
-            commit = _apply_locked(
-                panel, run.definition, result.state_mutations, result.events, result.view_commands,
-                CapabilitySet(run.capabilities),
-            )
+            return _commit_segment(run, state, version, result)
+    except _Conflict:
+        _abandon(result)
+        return None
+
+
+def _locked_segment(run: HandlerRun, step: Step) -> SegmentOutcome:
+    with transaction.atomic():
+        state, version = _read(run.panel_pk, lock=True)
+        result = step(state)
+        if result.status == "error":
+            return result, None, result.error
+        return _commit_segment(run, state, version, result)
+
+
+def _commit_segment(run: HandlerRun, state: dict[str, Any], version: int, result: ExecutionResult) -> SegmentOutcome:
+    """Apply inside the caller's transaction; a refused batch leaves the row untouched."""
+    ref = PanelRef(run.panel_pk, run.workspace_slug, run.panel_id)
+    try:
+        commit = _apply(ref, run.definition, state, version, result, CapabilitySet(run.capabilities))
     except _SegmentFailed as failed:
         return result, None, failed.error
     return result, commit, None
@@ -425,12 +453,12 @@ def _abandon(result: ExecutionResult) -> None:
 def _segment(run: HandlerRun, resume: dict[str, Any] | None) -> tuple[ExecutionResult, Commit | None, Any]:
     runtime = get_runtime()
     if resume is None:
-        def step(panel: Panel) -> ExecutionResult:
-            return runtime.execute(run.code, _context(run, dict(panel.state)))
+        def step(state: dict[str, Any]) -> ExecutionResult:
+            return runtime.execute(run.code, _context(run, state))
     else:
-        def step(panel: Panel) -> ExecutionResult:
+        def step(state: dict[str, Any]) -> ExecutionResult:
             return runtime.resume(resume["suspension_id"], ok=resume["ok"], value=resume.get("value"),
-                                  error=resume.get("error"), state=dict(panel.state))
+                                  error=resume.get("error"), state=state)
     result, commit, failure = _run_segment(run, step, repeatable=resume is None)
     if failure is not None:
         _abandon(result)
@@ -575,6 +603,7 @@ def _new_panel_id(definition: PanelDefinition) -> str:
 def _store_new_panel(workspace: Workspace, source: str, definition: PanelDefinition, panel_id: str | None,
                      extension_config: dict[str, Any]) -> Panel:
     panel_id = panel_id or _new_panel_id(definition)
+    tree = definition.to_dict()
     initial = definition.initial_state()
     initial.update(compute(definition, initial, sandbox_key(workspace.slug, panel_id)))
     try:
@@ -586,7 +615,8 @@ def _store_new_panel(workspace: Workspace, source: str, definition: PanelDefinit
                 raise ServiceError("MAX_PANELS", f"Workspace '{locked.slug}' already has {locked.panel_limit} panels",
                                    {"maxPanels": locked.panel_limit})
             return Panel.objects.create(
-                workspace=locked, panel_id=panel_id, source=source, definition=definition.to_dict(),
+                workspace=locked, panel_id=panel_id, source=source, definition=tree,
+                definition_hash=definition_digest(tree),
                 title=definition.title or panel_id, version=definition.version or "",
                 status=PanelStatus.INITIALIZING, state=initial, extension_config=extension_config,
             )
@@ -599,11 +629,20 @@ def _set_status(panel: Panel, status: str, error: dict[str, Any] | None = None) 
     Panel.objects.filter(pk=panel.pk).update(status=status, last_error=error, updated_at=timezone.now())
     panel.status = status
     panel.last_error = error
+    announce_change(panel)
+
+
+def announce_change(panel: Panel) -> None:
+    """Tell the panel's consumers to reload it (its status or definition changed)."""
+    publish(panel.workspace.slug, panel.panel_id, {"type": "panel.changed"})
 
 
 @in_worker
 def _refresh(panel: Panel) -> Panel:
+    workspace = panel.workspace
     panel.refresh_from_db()
+    # refresh_from_db drops cached relations; async callers read panel.workspace without a query.
+    panel.workspace = workspace
     return panel
 
 
@@ -642,17 +681,20 @@ async def set_value(panel: Panel, key: Any, value: Any, actor: str = "") -> Comm
         raise ServiceError("INVALID_REQUEST", f"State key '{key}' is not bound by an Input or Switch")
     if not matches_type(bound[key], value):
         raise ServiceError("INVALID_ARGS", f"State key '{key}' is a {bound[key]}, not a {describe(value)}")
-    return await _apply_direct(panel.pk, definition, [{"key": key, "value": value, "operation": "set"}])
+    return await _apply_direct(PanelRef.of(panel), definition, [{"key": key, "value": value, "operation": "set"}])
 
 
 @in_worker
-def _apply_direct(panel_pk: int, definition: PanelDefinition, mutations: list[dict[str, Any]]) -> Commit:
+def _apply_direct(ref: PanelRef, definition: PanelDefinition, mutations: list[dict[str, Any]]) -> Commit:
     try:
-        with transaction.atomic():
-            panel = _lock_panel(panel_pk)
-            return _apply_locked(panel, definition, mutations, [], [], None)
+        with _local_lock(ref.pk), transaction.atomic():
+            state, version = _read(ref.pk, lock=True)
+            return _apply(ref, definition, state, version, None, None, mutations)
     except _SegmentFailed as failed:
         raise ServiceError("INVALID_REQUEST", failed.error["message"]) from None
+    except DatabaseError as exc:
+        logger.warning("database unavailable while changing %s: %s", ref, exc)
+        raise ServiceError("UNAVAILABLE", "Database unavailable") from None
 
 
 async def reset_state(panel: Panel) -> Commit:
@@ -662,7 +704,7 @@ async def reset_state(panel: Panel) -> Commit:
     mutations = [{"key": k, "value": v, "operation": "set"} for k, v in defaults.items()]
     mutations += [{"key": k, "operation": "delete"} for k in panel.state
                   if k not in defaults and k not in computed_names(definition)]
-    return await _apply_direct(panel.pk, definition, mutations)
+    return await _apply_direct(PanelRef.of(panel), definition, mutations)
 
 
 async def stop_panel(panel: Panel, actor: str = "") -> None:
@@ -696,12 +738,13 @@ async def update_source(panel: Panel, source: str) -> Panel:
 @in_worker
 def _store_source(panel: Panel, source: str, definition: PanelDefinition) -> Panel:
     with transaction.atomic():
-        locked = _lock_panel(panel.pk)
+        locked = Panel.objects.select_for_update(of=("self",)).select_related("workspace").get(pk=panel.pk)
         state = definition.initial_state()
         state.update({k: v for k, v in locked.state.items() if k in state})
         state.update(compute(definition, state, sandbox_key(locked.workspace.slug, locked.panel_id)))
         locked.source = source
         locked.definition = definition.to_dict()
+        locked.definition_hash = definition_digest(locked.definition)
         locked.title = definition.title or locked.panel_id
         locked.version = definition.version or ""
         locked.state = state
@@ -709,4 +752,5 @@ def _store_source(panel: Panel, source: str, definition: PanelDefinition) -> Pan
         locked.save()
         mutations = [{"key": k, "value": v, "operation": "set"} for k, v in state.items()]
         publish(locked.workspace.slug, locked.panel_id, commit_message(locked.state_version, mutations, [], []))
+        announce_change(locked)
         return locked
