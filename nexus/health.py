@@ -41,7 +41,7 @@ async def check_channel_layer() -> None:
     layer = get_channel_layer()
     if layer is None:
         raise RuntimeError("no channel layer configured")
-    channel = await layer.new_channel(prefix="health")
+    channel = await layer.new_channel()  # the layer's own prefix: channels-redis reads only that one
     await layer.send(channel, {"type": "health.probe"})
     await layer.receive(channel)
 

@@ -128,7 +128,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 # Without collectstatic (development, tests) files are found through the finders instead.
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+warnings.filterwarnings("ignore", message="No directory at")
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = NEXUS.BODY_LIMIT
 

@@ -183,9 +183,13 @@ def provision_panels(current: Site) -> None:
 @pytest.fixture
 def pages(site: Site) -> Iterator[Site]:
     """The module's site; closes the test's browser contexts and fails on uncaught page errors."""
+    from playwright.sync_api import expect
+
     site.page_errors.clear()
+    expect.set_options(timeout=WAIT_MS)
     try:
         yield site
     finally:
+        expect.set_options(timeout=None)
         site.close_contexts()
     assert site.page_errors == [], f"uncaught errors in the page: {site.page_errors}"

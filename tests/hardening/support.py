@@ -15,9 +15,9 @@ import shutil
 import socket
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -239,48 +239,63 @@ async def trigger(socket: Any, tool: str, request_id: Any, args: dict[str, Any] 
     return await asyncio.wait_for(answer(), timeout)
 
 
-@dataclass
 class Bystander:
-    """A client on another panel that keeps triggering and checks every answer while others attack.
+    """A client on another panel that keeps triggering while others attack, checking every answer.
 
-    Each RESULT must be a success whose return value is exactly one more than the last.
+    It runs in a thread of its own (so sync and async tests can use it alike). Each answer
+    must be a successful RESULT whose return value is exactly one more than the last.
     """
 
-    live: Live
-    panel_id: str
-    interval: float = 0.1
-    results: int = 0
-    failures: list[str] = field(default_factory=list)
-    _task: asyncio.Task[None] | None = None
-    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    def __init__(self, live: Live, panel_id: str, interval: float = 0.1) -> None:
+        self.live = live
+        self.panel_id = panel_id
+        self.interval = interval
+        self.results = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"bystander-{panel_id}", daemon=True)
 
-    async def _run(self) -> None:
-        socket = await self.live.connect(self.panel_id)
-        expected = int(socket.hello["state"]["a"]) + 1
+    def _answer(self, socket: Any, request_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 30
+        while True:
+            frame: dict[str, Any] = json.loads(socket.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if frame["type"] == "PING":
+                socket.send('{"type":"PONG"}')
+            elif frame["type"] in ("RESULT", "ERROR") and frame.get("requestId") == request_id:
+                return frame
+
+    def _run(self) -> None:
         try:
-            while not self._stop.is_set():
-                answer = await trigger(socket, "bump", f"b{self.results}", timeout=30)
-                if answer["type"] != "RESULT" or answer["status"] != "success":
-                    self.failures.append(f"bystander got {answer}")
-                elif answer["returnValue"] != expected:
-                    self.failures.append(f"bystander expected {expected}, got {answer['returnValue']}")
-                expected = (answer.get("returnValue") or expected) + 1
-                self.results += 1
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.interval)
-        except Exception as exc:  # any break in the bystander's service is a failure of the suite
+            with connect_sync(self.live.ws_url(self.panel_id)) as socket:
+                hello = json.loads(socket.recv(timeout=20))
+                expected = int(hello["state"]["a"]) + 1
+                while not self._stop.is_set():
+                    request_id = f"b{self.results}"
+                    socket.send(json.dumps({"type": "TRIGGER", "tool": "bump", "args": {}, "requestId": request_id}))
+                    answer = self._answer(socket, request_id)
+                    if answer["type"] != "RESULT" or answer["status"] != "success":
+                        self.failures.append(f"bystander got {answer}")
+                    elif answer["returnValue"] != expected:
+                        self.failures.append(f"bystander expected {expected}, got {answer['returnValue']}")
+                    expected = int(answer.get("returnValue") or expected) + 1
+                    self.results += 1
+                    self._stop.wait(self.interval)
+        except Exception as exc:  # any break in the bystander's service fails the suite
             self.failures.append(f"bystander broke: {type(exc).__name__}: {exc}")
-        finally:
-            await socket.close()
 
     def start(self) -> Bystander:
-        self._task = asyncio.ensure_future(self._run())
+        self._thread.start()
         return self
 
-    async def stop(self) -> None:
+    def stop(self) -> None:
         self._stop.set()
-        if self._task is not None:
-            await asyncio.wait_for(self._task, 60)
+        self._thread.join(60)
+
+    def check(self, results_before: int, wait_s: float = 15) -> None:
+        """No failure so far, and at least one more correct RESULT than ``results_before``."""
+        wait_until(lambda: self.results > results_before or bool(self.failures), wait_s, 0.05)
+        assert self.failures == [], self.failures
+        assert self.results > results_before, "the bystander got no RESULT while the attack ran"
 
 
 # ---------------------------------------------------------------- raw WebSocket frames
@@ -408,9 +423,10 @@ def private_redis() -> Iterator[PrivateRedis]:
 
 
 def connect_sync(url: str, **kwargs: Any) -> Any:
+    """A synchronous client connection; the caller closes it."""
     from websockets.sync.client import connect
 
-    return connect(url, open_timeout=20, **kwargs)
+    return connect(url, open_timeout=20, **kwargs).__enter__()
 
 
 __all__ = [

@@ -120,3 +120,12 @@ def test_stopping_one_replica_mid_traffic_loses_no_committed_change(tmp_path: Pa
         finally:
             survivor.terminate()
             live.server.kill()
+
+
+async def test_readiness_holds_while_sockets_are_open_on_redis(pair: Live) -> None:
+    pair.create("ready", example("counter"))
+    socket = await pair.connect("ready")
+    response = await asyncio.to_thread(pair.api, "GET", "/health/ready")
+    assert response.status_code == 200, response.text
+    assert response.json()["checks"]["channelLayer"] == "ok"
+    await socket.close()

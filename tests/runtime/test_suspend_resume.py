@@ -147,7 +147,9 @@ def test_undeclared_method(runtime: Runtime) -> None:
 
 
 def test_undeclared_alias_is_not_found(runtime: Runtime) -> None:
-    result = start(runtime, "try { await $ext.mail.send('x'); } catch (e) { return e.message; }", capabilities=["ext:*"])
+    result = start(
+        runtime, "try { await $ext.mail.send('x'); } catch (e) { return e.message; }", capabilities=["ext:*"]
+    )
     assert result.status == "success" and result.return_value == "Extension 'mail' not found"
 
 

@@ -94,21 +94,19 @@ class TokenRefreshRequestSerializer(TokenRefreshSerializer):
 
 
 @extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_PANELS_CEILING, "nullable": True})
-class MaxPanelsField(serializers.IntegerField):
+class MaxPanelsField(serializers.Field):
     """Reads as the effective limit; written as an override (null: back to MAX_PANELS)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(source="*", allow_null=True, required=False,
                          help_text="Panels allowed in the workspace; null restores the server default.", **kwargs)
+        self.number = serializers.IntegerField(min_value=1, max_value=MAX_PANELS_CEILING)
 
     def to_representation(self, value: Any) -> int:
         return int(value.panel_limit)
 
     def to_internal_value(self, data: Any) -> dict[str, int]:
-        number = int(super().to_internal_value(data))
-        if not 1 <= number <= MAX_PANELS_CEILING:
-            raise serializers.ValidationError(f"Must be between 1 and {MAX_PANELS_CEILING}.")
-        return {"max_panels": number}
+        return {"max_panels": self.number.run_validation(data)}
 
     def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
         if data is None:
@@ -185,7 +183,7 @@ class PanelCreateSerializer(serializers.Serializer):
         PANEL_ID_PATTERN, required=False, allow_null=True,
         help_text="Panel id ([A-Za-z0-9_-]{1,64}); generated when absent.",
     )
-    source = SourceField()
+    source = SourceField()  # type: ignore[assignment]  # the API's field name shadows Field.source
     extensions = serializers.DictField(
         child=serializers.DictField(), required=False, allow_null=True,
         help_text='Per-alias extension configuration, e.g. {"http": {"baseURL": "https://…"}}.',
@@ -202,12 +200,12 @@ class PanelCreatedSerializer(serializers.Serializer):
 
 
 class ValidateRequestSerializer(serializers.Serializer):
-    source = SourceField()
+    source = SourceField()  # type: ignore[assignment]  # the API's field name shadows Field.source
 
 
 class ValidateResultSerializer(serializers.Serializer):
     valid = serializers.BooleanField()
-    errors = NXMLErrorSerializer(many=True)
+    errors = NXMLErrorSerializer(many=True)  # type: ignore[assignment]  # shadows Serializer.errors
 
 
 class PanelSummarySerializer(serializers.ModelSerializer):

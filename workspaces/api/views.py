@@ -8,7 +8,7 @@ so these synchronous DRF views drive it with ``async_to_sync``.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
@@ -169,7 +169,7 @@ class WorkspaceViewSet(NexusViewSet):
         body.is_valid(raise_exception=True)
         with transaction.atomic():
             workspace = body.save()
-            Membership.objects.create(user=request.user, workspace=workspace, role=Role.OWNER)
+            Membership.objects.create(user=cast(Any, request.user), workspace=workspace, role=Role.OWNER)
         return self._serialize(workspace, status_code=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, slug: str) -> Response:
