@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -53,3 +54,16 @@ def wait_until_idle(timeout_s: float) -> bool:
                 return False
             _lock.wait(remaining)
     return True
+
+
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def mark_server_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """The event loop that serves requests for the life of the process."""
+    global _server_loop
+    _server_loop = loop
+
+
+def is_server_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    return loop is _server_loop

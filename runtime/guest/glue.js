@@ -405,10 +405,17 @@
   const stateTraps = freeze({
     get(target, key) {
       if (rec.work !== target) finished();
-      if (typeof key !== 'string' || !hasOwn(target, key)) return undefined;
+      if (typeof key !== 'string') return undefined;
       const value = target[key];
-      if (value !== null && typeof value === 'object') snapshotRead(key, value);
-      return value;
+      // State holds JSON data, so a function here is inherited from Object.prototype.
+      const type = typeof value;
+      if (type === 'object') {
+        if (value === null) return null;
+        if (key === '__proto__' && !hasOwn(target, key)) return undefined;
+        snapshotRead(key, value);
+        return value;
+      }
+      return type === 'function' ? undefined : value;
     },
     set(target, key, value) {
       if (rec.work !== target) finished();
@@ -518,9 +525,10 @@
   // and refuse to work once it has finished.
 
   function emit(name, payload) {
-    enterApi();
-    if (typeof name !== 'string' || name.length === 0) throw new NativeTypeError('$emit needs an event name (a string)');
+    if (!rec.open) throw new NativeError('the sandbox API is only usable while its handler runs');
     const caps = rec.caps;
+    if (++rec.calls > caps.maxCalls) raise('RESOURCE_LIMIT', 'more than ' + caps.maxCalls + ' sandbox API calls', undefined);
+    if (typeof name !== 'string' || name.length === 0) throw new NativeTypeError('$emit needs an event name (a string)');
     if (!caps.e.all && !allowed(caps.e, name)) {
       raise('PERMISSION_DENIED', 'emitting "' + name + '" needs the capability events:emit:' + name, 'events:emit:' + name);
     }
@@ -738,8 +746,9 @@
       if (type === 'function' || type === 'symbol') {
         throw new NativeTypeError('the handler returned a ' + type + '; return JSON data');
       }
-      const rv = enc(value, 'the return value');
-      commitNested();
+      const rv = type === 'number' && value === value && value !== Infinity && value !== -Infinity
+        ? '' + value : enc(value, 'the return value');
+      if (rec.orig !== null) commitNested();
       out = '[0,' + rv + ',' + segmentJson() + ']';
     } catch (e) {
       return finishError(e);

@@ -174,6 +174,8 @@ def test_demo_is_complete_and_idempotent(transactional_db: None, monkeypatch: An
     out, _ = run("nexus_demo")
     assert f"http://127.0.0.1:{port}/accounts/login/" in out
     assert "Username: demo" in out and "Password: demo-password" in out
+    hint = "HTTP_ALLOWED_PRIVATE_HOSTS=127.0.0.1" in out
+    assert hint == ("127.0.0.1" not in settings.NEXUS.HTTP_ALLOWED_PRIVATE_HOSTS)
     token = AccessToken(re.search(r"Token:\s+(\S+)", out)[1])  # type: ignore[index]
     assert (token["sub"], token["workspace_id"]) == ("demo", "demo")
     user = authenticate(username="demo", password="demo-password")

@@ -88,6 +88,7 @@ GREEDY_PANEL = """<NexusPanel id="greedy" title="Greedy">
     <State name="items" type="list" default="[]" />
   </Data>
   <Logic>
+    <Extension name="nexus.http" alias="http" />
     <Tool name="writeSecret">
       <Capabilities><Capability type="state:write" scope="allowed" /></Capabilities>
       <Handler>$state.allowed = 1; $state.secret = 42; return 'escaped';</Handler>
@@ -103,6 +104,10 @@ GREEDY_PANEL = """<NexusPanel id="greedy" title="Greedy">
     <Tool name="moveView">
       <Capabilities><Capability type="state:write" scope="allowed" /></Capabilities>
       <Handler>$view.focus('secretBox'); return 'escaped';</Handler>
+    </Tool>
+    <Tool name="callOut">
+      <Capabilities><Capability type="state:write" scope="allowed" /></Capabilities>
+      <Handler>await $ext.http.get('https://example.com/'); return 'escaped';</Handler>
     </Tool>
     <Tool name="dynamicWrite">
       <Handler>const k = ['sec', 'ret'].join(''); $state[k] = 7; return 'escaped';</Handler>

@@ -216,3 +216,44 @@ def test_hostile_nxml_through_validate_and_create(target: FuzzTarget) -> None:
 
     post()
     record("api_fuzz", hostile_nxml_creates=dict(sorted(outcomes.items())))
+
+
+# ---------------------------------------------------------------- text the database may not like
+
+TEXT_PANEL = """<NexusPanel id="text" title="Text">
+  <Data><State name="s" type="string" default="" /></Data>
+  <Logic>
+    <Tool name="put"><Arg name="text" type="string" required="true" />
+      <Handler>$state.s = $args.text; return $state.s.length;</Handler>
+    </Tool>
+  </Logic>
+  <View><Input bind="$state.s" /></View>
+</NexusPanel>"""
+AWKWARD_TEXT = st.sampled_from(["\x00", "a\x00b", "\ud800", "x\udfffy", "\U0010ffff", "\u2028", "\ufeff"]) | st.text(
+    alphabet=st.characters(codec="utf-8") | st.sampled_from(["\x00", "\ud800"]), max_size=20)
+
+
+def test_awkward_text_is_stored_or_refused_never_a_server_error(target: FuzzTarget) -> None:
+    """NUL characters and lone surrogates reach the state through a tool argument."""
+    live = target.live
+    if live.api("GET", "/api/v1/workspaces/acme/panels/text/").status_code == 404:
+        live.create("text", TEXT_PANEL)
+    outcomes: dict[str, int] = {}
+
+    @hardening_settings(EXAMPLES_PER_OPERATION, suppress_health_check=list(HealthCheck))
+    @given(text=AWKWARD_TEXT)
+    def put(text: str) -> None:
+        body = json.dumps({"args": {"text": text}}).encode()
+        response = httpx.post(f"{live.server.url}/api/v1/workspaces/acme/panels/text/tools/put/", content=body,
+                              headers={**live.headers(), "Content-Type": "application/json"}, timeout=30)
+        bump("api_fuzz", "requests")
+        outcomes[str(response.status_code)] = outcomes.get(str(response.status_code), 0) + 1
+        assert response.status_code < 500, f"{response.status_code} for {text!r}: {response.text[:300]}"
+        if response.status_code == 200 and response.json()["status"] == "success":
+            stored = live.api("GET", "/api/v1/workspaces/acme/panels/text/state/").json()["state"]["s"]
+            assert stored == text, (text, stored)
+        else:
+            assert not error_body_problems(response)
+
+    put()
+    record("api_fuzz", awkward_text=dict(sorted(outcomes.items())))

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from nexus import lifecycle
 from runtime.extensions.registry import Denial, ExtensionDenied, ExtensionError, ExtensionRegistry
 from workspaces.models import AuditOutcome, AuditRecord
 from workspaces.nxml import PanelDefinition
@@ -19,7 +22,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# httpx clients belong to one event loop, so each loop gets its own registry.
+# httpx clients belong to one event loop: the server's loop keeps a started registry for the
+# life of the process; any other loop (a command, a test) gets one for the call only.
 _registries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ExtensionRegistry] = weakref.WeakKeyDictionary()
 
 
@@ -41,20 +45,22 @@ def build_registry() -> ExtensionRegistry:
     )
 
 
-async def get_registry() -> ExtensionRegistry:
+@contextlib.asynccontextmanager
+async def registry_for_call() -> AsyncIterator[ExtensionRegistry]:
     loop = asyncio.get_running_loop()
-    registry = _registries.get(loop)
-    if registry is None:
-        registry = build_registry()
-        await registry.start()
-        _registries[loop] = registry
-    return registry
-
-
-async def stop_registries() -> None:
-    loop = asyncio.get_running_loop()
-    registry = _registries.pop(loop, None)
-    if registry is not None:
+    if lifecycle.is_server_loop(loop):
+        registry = _registries.get(loop)
+        if registry is None:
+            registry = build_registry()
+            await registry.start()
+            _registries[loop] = registry
+        yield registry
+        return
+    registry = build_registry()
+    await registry.start()
+    try:
+        yield registry
+    finally:
         await registry.stop()
 
 
@@ -90,11 +96,11 @@ async def perform(run: HandlerRun, suspension: dict[str, Any]) -> dict[str, Any]
         resume["error"] = f"Extension '{alias}' not found"
         return resume
     panel_config = await _panel_config(run.panel_pk, alias)
-    registry = await get_registry()
     try:
-        resume["value"] = await registry.call(
-            declared.name, method, list(suspension.get("args") or []), panel_config, context=run
-        )
+        async with registry_for_call() as registry:
+            resume["value"] = await registry.call(
+                declared.name, method, list(suspension.get("args") or []), panel_config, context=run
+            )
         resume["ok"] = True
         outcome = AuditOutcome.ALLOWED
         reason = ""

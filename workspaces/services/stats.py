@@ -2,6 +2,7 @@
 
 import logging
 
+from django.core.exceptions import SynchronousOnlyOperation
 from django.db import DatabaseError
 
 from workspaces.models import Panel, PanelStatus
@@ -19,6 +20,7 @@ def active_panel_gauge() -> float:
     global _last_count
     try:
         _last_count = active_panel_count()
-    except DatabaseError as exc:
+    except (DatabaseError, SynchronousOnlyOperation) as exc:
+        # Down database, or a scrape from async code: keep the last figure rather than fail it.
         logger.warning("could not count active panels: %s", exc)
     return float(_last_count)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
@@ -42,6 +44,17 @@ DEMO_PANELS = (
 )
 
 
+def is_private_host(host: str) -> bool:
+    """Hosts the http extension refuses unless listed in HTTP_ALLOWED_PRIVATE_HOSTS."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_private or address.is_loopback or address.is_link_local
+
+
 def default_base_url() -> str:
     return f"http://127.0.0.1:{settings.NEXUS.HTTP_PORT}"
 
@@ -71,6 +84,9 @@ class Command(BaseCommand):
         self.stdout.write(f"  Username: {DEMO_USER}")
         self.stdout.write(f"  Password: {password}")
         self.stdout.write(f"  Token:    {token}")
+        host = urlsplit(base_url).hostname or ""
+        if is_private_host(host) and host not in settings.NEXUS.HTTP_ALLOWED_PRIVATE_HOSTS:
+            self.stdout.write(f"  Note:     the monitor reaches {host} only with HTTP_ALLOWED_PRIVATE_HOSTS={host}")
 
     @transaction.atomic
     def ensure_owner(self, password: str) -> tuple[Any, Workspace]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import time
@@ -33,6 +34,7 @@ def build_server(application: Any, endpoints: list[str], grace_s: float, **optio
                 # Close refused frames (1009) with a closing handshake instead of dropping TCP,
                 # so that clients can read the code.
                 self.ws_factory.setProtocolOptions(failByDrop=False)
+                lifecycle.mark_server_loop(asyncio.get_event_loop())
                 if announce is not None:
                     announce()
 
