@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import websockets
 
 from tests.integration.conftest import Live
 from tests.support.servers import Server, base_env, free_port, manage, start_server, unique_prefix
@@ -260,33 +259,37 @@ class Bystander:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"bystander-{panel_id}", daemon=True)
 
-    def _answer(self, socket: Any, request_id: str) -> dict[str, Any]:
+    def _answer(self, connection: Any, request_id: str) -> dict[str, Any]:
         deadline = time.monotonic() + 30
         while True:
-            frame: dict[str, Any] = json.loads(socket.recv(timeout=max(0.1, deadline - time.monotonic())))
+            frame: dict[str, Any] = json.loads(connection.recv(timeout=max(0.1, deadline - time.monotonic())))
             if frame["type"] == "PING":
-                socket.send('{"type":"PONG"}')
+                connection.send('{"type":"PONG"}')
             elif frame["type"] in ("RESULT", "ERROR") and frame.get("requestId") == request_id:
                 return frame
 
     def _run(self) -> None:
+        connection = None
         try:
-            with connect_sync(self.live.ws_url(self.panel_id)) as socket:
-                hello = json.loads(socket.recv(timeout=20))
-                expected = int(hello["state"]["a"]) + 1
-                while not self._stop.is_set():
-                    request_id = f"b{self.results}"
-                    socket.send(json.dumps({"type": "TRIGGER", "tool": "bump", "args": {}, "requestId": request_id}))
-                    answer = self._answer(socket, request_id)
-                    if answer["type"] != "RESULT" or answer["status"] != "success":
-                        self.failures.append(f"bystander got {answer}")
-                    elif answer["returnValue"] != expected:
-                        self.failures.append(f"bystander expected {expected}, got {answer['returnValue']}")
-                    expected = int(answer.get("returnValue") or expected) + 1
-                    self.results += 1
-                    self._stop.wait(self.interval)
+            connection = connect_sync(self.live.ws_url(self.panel_id))
+            hello = json.loads(connection.recv(timeout=20))
+            expected = int(hello["state"]["a"]) + 1
+            while not self._stop.is_set():
+                request_id = f"b{self.results}"
+                connection.send(json.dumps({"type": "TRIGGER", "tool": "bump", "args": {}, "requestId": request_id}))
+                answer = self._answer(connection, request_id)
+                if answer["type"] != "RESULT" or answer["status"] != "success":
+                    self.failures.append(f"bystander got {answer}")
+                elif answer["returnValue"] != expected:
+                    self.failures.append(f"bystander expected {expected}, got {answer['returnValue']}")
+                expected = int(answer.get("returnValue") or expected) + 1
+                self.results += 1
+                self._stop.wait(self.interval)
         except Exception as exc:  # any break in the bystander's service fails the suite
             self.failures.append(f"bystander broke: {type(exc).__name__}: {exc}")
+        finally:
+            if connection is not None:
+                connection.close()
 
     def start(self) -> Bystander:
         self._thread.start()
@@ -435,7 +438,31 @@ def connect_sync(url: str, **kwargs: Any) -> Any:
 
 
 __all__ = [
-    "FIGURES", "PROFILE_SCALE", "active_profile", "hardening_settings", "GREEDY_PANEL", "PAIR_PANEL", "PASSWORD", "Bystander", "Live", "PrivateRedis", "alive", "bump",
-    "connect_sync", "drain", "health", "pair_panel", "pong_answers", "private_redis", "provision_all", "raw_handshake",
-    "record", "restart", "start_nexus", "trigger", "vm_rss_kib", "wait_until", "websockets", "ws_frame",
+    "FIGURES",
+    "GREEDY_PANEL",
+    "PAIR_PANEL",
+    "PASSWORD",
+    "PROFILE_SCALE",
+    "Bystander",
+    "Live",
+    "PrivateRedis",
+    "active_profile",
+    "alive",
+    "bump",
+    "connect_sync",
+    "drain",
+    "hardening_settings",
+    "health",
+    "pair_panel",
+    "pong_answers",
+    "private_redis",
+    "provision_all",
+    "raw_handshake",
+    "record",
+    "restart",
+    "start_nexus",
+    "trigger",
+    "vm_rss_kib",
+    "wait_until",
+    "ws_frame",
 ]

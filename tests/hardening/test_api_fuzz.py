@@ -187,6 +187,12 @@ def hostile_sources(draw: st.DrawFn) -> str:
     return text
 
 
+def send_json(live: Live, path: str, body: Any) -> httpx.Response:
+    """POST a JSON body as the client wrote it (escaped, so lone surrogates travel too)."""
+    return httpx.post(f"{live.server.url}{path}", content=json.dumps(body).encode(), timeout=60,
+                      headers={**live.headers(), "Content-Type": "application/json"})
+
+
 def test_hostile_nxml_through_validate_and_create(target: FuzzTarget) -> None:
     live = target.live
     outcomes: dict[str, int] = {}
@@ -194,12 +200,15 @@ def test_hostile_nxml_through_validate_and_create(target: FuzzTarget) -> None:
     @hardening_settings(EXAMPLES_PER_OPERATION, suppress_health_check=list(HealthCheck))
     @given(source=hostile_sources())
     def post(source: str) -> None:
-        checked = live.api("POST", "/api/v1/workspaces/acme/panels/validate/", json={"source": source})
-        created = live.api("POST", "/api/v1/workspaces/acme/panels/", json={"source": source})
+        checked = send_json(live, "/api/v1/workspaces/acme/panels/validate/", {"source": source})
+        created = send_json(live, "/api/v1/workspaces/acme/panels/", {"source": source})
         bump("api_fuzz", "requests", 2)
         for response in (checked, created):
             assert response.status_code < 500, response.text[:500]
             assert not error_body_problems(response), error_body_problems(response)
+        if checked.status_code != 200:
+            assert created.status_code == checked.status_code, (checked.text[:300], created.text[:300])
+            return
         body = checked.json()
         assert set(body) == {"valid", "errors"}
         for error in body["errors"]:
@@ -233,19 +242,37 @@ AWKWARD_TEXT = st.sampled_from(["\x00", "a\x00b", "\ud800", "x\udfffy", "\U0010f
     alphabet=st.characters(codec="utf-8") | st.sampled_from(["\x00", "\ud800"]), max_size=20)
 
 
-def test_awkward_text_is_stored_or_refused_never_a_server_error(target: FuzzTarget) -> None:
-    """NUL characters and lone surrogates reach the state through a tool argument."""
+def text_panel(target: FuzzTarget) -> Live:
     live = target.live
     if live.api("GET", "/api/v1/workspaces/acme/panels/text/").status_code == 404:
         live.create("text", TEXT_PANEL)
+    return live
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "\ud800", "x\udfffy"], ids=["NUL", "lone high surrogate",
+                                                                        "lone low surrogate"])
+def test_known_awkward_text_round_trips(target: FuzzTarget, text: str) -> None:
+    live = text_panel(target)
+    response = send_json(live, "/api/v1/workspaces/acme/panels/text/tools/put/", {"args": {"text": text}})
+    state = live.api("GET", "/api/v1/workspaces/acme/panels/text/state/")
+    assert response.status_code < 500, (f"{response.status_code} for {text!r}: {response.text[:200]}; "
+                                        f"reading the state afterwards: {state.status_code}")
+    assert state.status_code == 200, f"the panel's state became unreadable: {state.status_code} {state.text[:200]}"
+    if response.status_code == 200 and response.json()["status"] == "success":
+        assert state.json()["state"]["s"] == text
+    else:
+        assert response.status_code == 400 and not error_body_problems(response), response.text[:300]
+
+
+def test_awkward_text_is_stored_or_refused_never_a_server_error(target: FuzzTarget) -> None:
+    """NUL characters and lone surrogates reach the state through a tool argument."""
+    live = text_panel(target)
     outcomes: dict[str, int] = {}
 
     @hardening_settings(EXAMPLES_PER_OPERATION, suppress_health_check=list(HealthCheck))
     @given(text=AWKWARD_TEXT)
     def put(text: str) -> None:
-        body = json.dumps({"args": {"text": text}}).encode()
-        response = httpx.post(f"{live.server.url}/api/v1/workspaces/acme/panels/text/tools/put/", content=body,
-                              headers={**live.headers(), "Content-Type": "application/json"}, timeout=30)
+        response = send_json(live, "/api/v1/workspaces/acme/panels/text/tools/put/", {"args": {"text": text}})
         bump("api_fuzz", "requests")
         outcomes[str(response.status_code)] = outcomes.get(str(response.status_code), 0) + 1
         assert response.status_code < 500, f"{response.status_code} for {text!r}: {response.text[:300]}"

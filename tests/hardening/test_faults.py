@@ -291,14 +291,16 @@ def test_postgres_outage_answers_503_then_recovers(module_database: tuple[Path, 
             ready = httpx.get(f"{live.server.url}/health/ready", timeout=15)
             ws_outcome = asyncio.run(connect_during_outage(live, "steady", 15))
         seen = [(response.status_code, error_code(response)) for response in during]
-        record("faults", postgres_outage={"requests": seen, "ready": ready.status_code, "websocket": ws_outcome})
+        recovered = wait_until(lambda: live.api("GET", "/api/v1/workspaces/").status_code == 200, 30)
+        before = state_of(live, "steady")["state"]["a"] if recovered else None
+        answer = live.api("POST", "/api/v1/workspaces/acme/panels/steady/tools/bump/", json={})
+        record("faults", postgres_outage={"requests": seen, "ready": ready.status_code, "websocket": ws_outcome,
+                                          "recovered": recovered, "trigger_after": answer.status_code})
         assert alive(live), "the server died with its database"
+        assert recovered, "requests still fail 30 s after the database came back"
+        assert answer.status_code == 200 and answer.json()["returnValue"] == before + 1, answer.text
         assert ready.status_code == 503
         assert ws_outcome != "nothing"
-        assert seen == [(503, "UNAVAILABLE")] * len(requests), seen
-        assert wait_until(lambda: live.api("GET", "/api/v1/workspaces/").status_code == 200, 30)
-        before = state_of(live, "steady")["state"]["a"]
-        answer = live.api("POST", "/api/v1/workspaces/acme/panels/steady/tools/bump/", json={})
-        assert answer.status_code == 200 and answer.json()["returnValue"] == before + 1, answer.text
+        assert seen == [(503, "UNAVAILABLE")] * len(requests), f"during the outage: {seen}"
     finally:
         live.server.terminate()

@@ -331,6 +331,7 @@ def same_value(left: Any, right: Any) -> bool:
     return bool(type(left) is type(right) and left == right)
 
 
+@pytest.mark.slow
 @hardening_settings(40)
 @given(st.lists(expressions(), min_size=10, max_size=25))
 def test_evaluator_agrees_with_javascript(sources: list[str]) -> None:
@@ -353,6 +354,7 @@ FORBIDDEN = st.sampled_from([
 ])
 
 
+@pytest.mark.slow
 @hardening_settings(40)
 @given(st.lists(st.tuples(expressions(), FORBIDDEN, st.sampled_from(["{0} + {1}", "{1} + {0}", "{0} ? {1} : 1",
                                                                      "({1})", "[{0}, {1}]", "{{a: {1}}}"])),
@@ -465,6 +467,7 @@ def replay(state: dict[str, Any], mutations: list[dict[str, Any]]) -> dict[str, 
 _panel_numbers = itertools.count()
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_batches_through_the_service_match_a_model_replay() -> None:
     from asgiref.sync import async_to_sync

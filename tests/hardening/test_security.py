@@ -26,6 +26,8 @@ from tests.hardening.support import GREEDY_PANEL, PASSWORD, pair_panel, record, 
 from tests.integration.conftest import Live, example, receive_until
 from tests.support.servers import HARNESS_SECRET, Database
 
+pytestmark = pytest.mark.slow
+
 ALLOWED_ORIGIN = "https://app.example.test"
 EVIL_ORIGIN = "https://evil.example.test"
 STATE_PATH = "/api/v1/workspaces/acme/panels/secret/state/"
@@ -371,7 +373,7 @@ def greedy(transactional_db: None) -> Any:
     user = get_user_model().objects.create_user(username="eve", password=PASSWORD)
     workspace = Workspace.objects.create(slug="audit", name="Audit")
     Membership.objects.create(user=user, workspace=workspace, role="owner")
-    panel, outcome = async_to_sync(service.create_panel)(workspace, GREEDY_PANEL, panel_id="greedy")
+    _panel, outcome = async_to_sync(service.create_panel)(workspace, GREEDY_PANEL, panel_id="greedy")
     assert outcome is None or outcome.status == "success"
     return workspace
 

@@ -106,5 +106,7 @@ async def receive_until(socket: Any, kind: str, timeout: float = 10) -> dict[str
                 await socket.send(json.dumps({"type": "PONG"}))
             if frame["type"] == kind:
                 return frame
+            if frame["type"] == "ERROR" and kind in ("RESULT", "PROGRESS"):
+                raise AssertionError(f"expected {kind}, got {frame}")
 
     return await asyncio.wait_for(wait(), timeout)

@@ -169,6 +169,12 @@ def definition_of(panel: Panel) -> PanelDefinition:
     return definition
 
 
+async def adefinition_of(panel: Panel) -> PanelDefinition:
+    """definition_of for async callers: a cache miss reads the database in a worker thread."""
+    cached = _definitions.get(panel.definition_hash) if panel.definition_hash else None
+    return cached if cached is not None else await in_worker(definition_of)(panel)
+
+
 def hot_panels() -> Any:
     return Panel.objects.select_related("workspace").only(*HOT_FIELDS)
 
@@ -576,7 +582,7 @@ async def run_tool(
         raise ServiceError("INVALID_REQUEST", f"Panel '{panel.panel_id}' is stopped")
     if scope is not None and not isinstance(scope, dict):
         raise ServiceError("INVALID_REQUEST", "scope must be an object")
-    definition = definition_of(panel)
+    definition = await adefinition_of(panel)
     checked = check_args(definition, tool_name, args)
     tool = definition.tool(tool_name)
     assert tool is not None
@@ -586,7 +592,7 @@ async def run_tool(
 
 
 async def run_lifecycle(panel: Panel, event: str, actor: str = "") -> Outcome | None:
-    definition = definition_of(panel)
+    definition = await adefinition_of(panel)
     handler = definition.lifecycle.get(event)
     if handler is None:
         return None
@@ -675,7 +681,7 @@ async def create_panel(
 async def set_value(panel: Panel, key: Any, value: Any, actor: str = "") -> Commit:
     if lifecycle.is_draining():
         raise ServiceError("UNAVAILABLE", "Server is shutting down")
-    definition = definition_of(panel)
+    definition = await adefinition_of(panel)
     bound = definition.bound_keys()
     if not isinstance(key, str) or key not in bound:
         raise ServiceError("INVALID_REQUEST", f"State key '{key}' is not bound by an Input or Switch")
@@ -699,7 +705,7 @@ def _apply_direct(ref: PanelRef, definition: PanelDefinition, mutations: list[di
 
 async def reset_state(panel: Panel) -> Commit:
     """Back to the declared defaults, as one committed change that clients see as a PATCH."""
-    definition = definition_of(panel)
+    definition = await adefinition_of(panel)
     defaults = definition.initial_state()
     mutations = [{"key": k, "value": v, "operation": "set"} for k, v in defaults.items()]
     mutations += [{"key": k, "operation": "delete"} for k in panel.state
