@@ -118,3 +118,24 @@ class BodyLimitMiddleware:
                 413, "PAYLOAD_TOO_LARGE", f"Request body of {length} bytes exceeds the limit of {self.limit}"
             )
         return None
+
+
+class DatabaseUnavailableMiddleware:
+    """A database that does not answer is a 503 UNAVAILABLE, not a 500, wherever it surfaces."""
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> Any:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from django.db import InterfaceError, OperationalError
+
+        if isinstance(exception, OperationalError | InterfaceError):
+            logging.getLogger("nexus.request").warning("database unavailable: %s", exception)
+            return error_response(503, "UNAVAILABLE", "Database unavailable")
+        return None

@@ -11,6 +11,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from nexus.logging import request_id_var
 from runtime import metrics
@@ -29,6 +30,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_HEARTBEAT = 4408
 CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN_LATER = 1013
 ACCESS_RECHECK_S = 10.0
 CLOSE_CODES = {401: CLOSE_UNAUTHENTICATED, 403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND}
 
@@ -88,14 +90,18 @@ class PanelConsumer(AsyncWebsocketConsumer):
         self.tasks: set[asyncio.Task[Any]] = set()
         self.granted: dict[str, float] = {}
         self.last_seen = time.monotonic()
-        self.principal = await authenticate(self.scope)
-        if self.principal is None:
-            await self.close(CLOSE_UNAUTHENTICATED)
-            return
         try:
+            self.principal = await authenticate(self.scope)
+            if self.principal is None:
+                await self.close(CLOSE_UNAUTHENTICATED)
+                return
             self.panel = await _open_panel(self.principal, self.workspace_slug(), self.panel_id())
         except AccessDenied as denied:
             await self.close(CLOSE_CODES.get(denied.status, CLOSE_FORBIDDEN))
+            return
+        except (OperationalError, InterfaceError):
+            logger.warning("database unavailable: refusing a WebSocket for now")
+            await self.close(CLOSE_TRY_AGAIN_LATER)
             return
         self.group = panel_group_name(self.panel.workspace.slug, self.panel.panel_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -203,6 +209,8 @@ class PanelConsumer(AsyncWebsocketConsumer):
             await self.send_error(error.code, error.message, request_id)
         except Panel.DoesNotExist:
             await self.send_error("NOT_FOUND", "Panel was deleted", request_id)
+        except (OperationalError, InterfaceError):
+            await self.send_error("UNAVAILABLE", "Database unavailable", request_id)
         except Exception:
             logger.exception("trigger %s failed", tool)
             await self.send_error("INTERNAL_ERROR", "Internal error", request_id)

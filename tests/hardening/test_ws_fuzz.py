@@ -52,6 +52,7 @@ pytestmark = pytest.mark.slow
 BODY_LIMIT = 64 * 1024
 SERVER_TYPES = {"CONNECTED", "RESULT", "PROGRESS", "PATCH", "EVENT", "VIEW", "ERROR", "PING", "PONG"}
 HEARTBEAT_S = 2
+SERVER_FAULTS = {"INTERNAL_ERROR", "UNAVAILABLE"}
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,8 @@ def live(module_database: tuple[Path, Database]) -> Iterator[Live]:
     try:
         nexus.create("target", example("counter"))
         nexus.create("todo", example("todo"))
+        nexus.create("awkward", example("todo"))
+        nexus.create("idle", example("counter"))
         nexus.create("bystander", pair_panel("bystander"))
         yield nexus
     finally:
@@ -99,7 +102,7 @@ class Client:
         self.panel_id = panel_id
         self.socket: Any = None
         self.frames = 0
-        self.reconnects = 0
+        self.last_sent: str | bytes = ""
         self.open()
 
     def open(self) -> None:
@@ -114,6 +117,8 @@ class Client:
         if frame["type"] == "ERROR":
             assert isinstance(frame.get("code"), str) and frame["code"], frame
             assert isinstance(frame.get("message"), str) and frame["message"], frame
+            # The client's frame is to blame, never the server: no internal error, no "database down".
+            assert frame["code"] not in SERVER_FAULTS, f"{frame} for {self.last_sent!r:.300}"
         if frame["type"] == "PING":
             self.socket.send('{"type":"PONG"}')
         return frame
@@ -128,6 +133,7 @@ class Client:
                 return
 
     def send(self, payload: str | bytes) -> None:
+        self.last_sent = payload
         self.socket.send(payload)
         self.frames += 1
 
@@ -260,6 +266,29 @@ def close_code(stream: bytes) -> int | None:
     return None
 
 
+@pytest.mark.parametrize("text", ["a\x00b", "\ud800"], ids=["NUL", "lone surrogate"])
+def test_awkward_text_set_over_websocket(live: Live, bystander: Bystander, text: str) -> None:
+    """A SET of text the database may refuse: stored faithfully or refused as the client's fault."""
+    before = bystander.results
+    client = Client(live, "awkward")
+    try:
+        client.send(json.dumps({"type": "SET", "key": "input", "value": text, "requestId": "awkward"}))
+        deadline = time.monotonic() + 15
+        while True:
+            frame = json.loads(client.socket.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if frame.get("requestId") == "awkward":
+                break
+    finally:
+        client.close()
+    state = live.api("GET", "/api/v1/workspaces/acme/panels/awkward/state/")
+    assert frame["type"] in ("RESULT", "ERROR"), frame
+    assert frame.get("code") not in SERVER_FAULTS, f"{frame}; reading the state afterwards: {state.status_code}"
+    assert state.status_code == 200, f"the panel's state became unreadable: {state.status_code}"
+    if frame["type"] == "RESULT":
+        assert state.json()["state"]["input"] == text
+    survived(live, bystander, before)
+
+
 # ---------------------------------------------------------------- huge frames
 
 
@@ -378,16 +407,16 @@ def test_half_open_connections(live: Live, bystander: Bystander) -> None:
     """Stalled handshakes, stalled frames, silent and reset connections: held, then let go."""
     before = bystander.results
     port = live.server.port
-    baseline = client_count(live, "todo")
+    baseline = client_count(live, "idle")
     stalled_upgrades = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(30)]
     for sock in stalled_upgrades:
-        sock.sendall(b"GET /ws/workspaces/acme/panels/todo/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: web")
-    half_frames = [raw_handshake(port, path_for(live, "todo")) for _ in range(30)]
+        sock.sendall(b"GET /ws/workspaces/acme/panels/idle/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: web")
+    half_frames = [raw_handshake(port, path_for(live, "idle")) for _ in range(30)]
     for sock in half_frames:
         sock.sendall(bytes([0x81, 0xFE, 0x10]))  # a text frame header cut in the middle of its length
-    silent = [raw_handshake(port, path_for(live, "todo")) for _ in range(30)]
-    reset = [raw_handshake(port, path_for(live, "todo")) for _ in range(30)]
-    assert wait_until(lambda: client_count(live, "todo") >= baseline + 60, 15), client_count(live, "todo")
+    silent = [raw_handshake(port, path_for(live, "idle")) for _ in range(30)]
+    reset = [raw_handshake(port, path_for(live, "idle")) for _ in range(30)]
+    assert wait_until(lambda: client_count(live, "idle") >= baseline + 60, 15), client_count(live, "idle")
     for sock in reset:  # vanish with a TCP reset instead of a closing handshake
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
@@ -396,8 +425,8 @@ def test_half_open_connections(live: Live, bystander: Bystander) -> None:
         assert alive(live)
         assert asyncio.run(pong_answers(live, "target"))
         # Silent clients miss two heartbeats and are closed; reset ones are gone at once.
-        assert wait_until(lambda: client_count(live, "todo") <= baseline, 8 * HEARTBEAT_S + 10), (
-            f"presence leaked: {client_count(live, 'todo')} clients left, {baseline} expected"
+        assert wait_until(lambda: client_count(live, "idle") <= baseline, 8 * HEARTBEAT_S + 10), (
+            f"presence leaked: {client_count(live, 'idle')} clients left, {baseline} expected"
         )
     finally:
         for sock in stalled_upgrades + half_frames + silent:

@@ -110,3 +110,21 @@ async def receive_until(socket: Any, kind: str, timeout: float = 10) -> dict[str
                 raise AssertionError(f"expected {kind}, got {frame}")
 
     return await asyncio.wait_for(wait(), timeout)
+
+
+async def receive_kinds(socket: Any, kinds: set[str], timeout: float = 20) -> dict[str, dict[str, Any]]:
+    """The first frame of each kind, in whatever order they come (RESULT may precede PATCH/EVENT)."""
+    import asyncio
+
+    found: dict[str, dict[str, Any]] = {}
+
+    async def wait() -> None:
+        while set(found) != kinds:
+            frame: dict[str, Any] = json.loads(await socket.recv())
+            if frame["type"] == "PING":
+                await socket.send(json.dumps({"type": "PONG"}))
+            if frame["type"] in kinds and frame["type"] not in found:
+                found[frame["type"]] = frame
+
+    await asyncio.wait_for(wait(), timeout)
+    return found

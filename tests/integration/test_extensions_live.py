@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Live, example, receive_until, start_live
+from tests.integration.conftest import Live, example, receive_kinds, receive_until, start_live
 from tests.support.servers import free_port, manage, scratch_database
 
 pytestmark = pytest.mark.slow
@@ -127,17 +128,20 @@ async def test_monitor_spinner_shows_before_the_call_completes(setup: tuple[Live
 
 async def test_failed_call_is_caught_by_the_handler(setup: tuple[Live, Target]) -> None:
     live, _ = setup
+    closed = socket.socket()  # bound but not listening: connections are refused, and no one else gets the port
+    closed.bind(("127.0.0.1", 0))
     response = await asyncio.to_thread(live.api, "POST", "/api/v1/workspaces/acme/panels/", json={
         "id": "monitor-down", "source": example("monitor"),
-        "extensions": {"http": {"baseURL": f"http://127.0.0.1:{free_port()}"}}})
+        "extensions": {"http": {"baseURL": f"http://127.0.0.1:{closed.getsockname()[1]}"}}})
     assert response.status_code == 201
-    socket = await live.connect("monitor-down")
-    await socket.send(json.dumps({"type": "TRIGGER", "tool": "checkHealth", "requestId": "d1"}))
-    toast = await receive_until(socket, "EVENT")
+    client = await live.connect("monitor-down")
+    await client.send(json.dumps({"type": "TRIGGER", "tool": "checkHealth", "requestId": "d1"}))
+    frames = await receive_kinds(client, {"EVENT", "RESULT"})
+    toast, result = frames["EVENT"], frames["RESULT"]
     assert toast["name"] == "toast" and toast["payload"]["type"] == "error" and toast["payload"]["message"]
-    result = await receive_until(socket, "RESULT")
     assert (result["status"], result["returnValue"]) == ("success", "offline")
-    await socket.close()
+    await client.close()
+    closed.close()
 
 
 async def test_two_suspensions_in_one_handler(setup: tuple[Live, Target]) -> None:

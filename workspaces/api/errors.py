@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -59,6 +60,8 @@ def _translate(exc: Exception) -> tuple[int, str, str, Any]:
         return exc.status_code, exc.error_code, exc.message, exc.details
     if isinstance(exc, AccessDenied):
         return exc.status, exc.code, exc.message, None
+    if isinstance(exc, OperationalError | InterfaceError):
+        return 503, "UNAVAILABLE", "Database unavailable", None
     if isinstance(exc, RequestDataTooBig):
         return 413, "PAYLOAD_TOO_LARGE", "Request body exceeds BODY_LIMIT", None
     if isinstance(exc, Http404):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import exceptions, serializers
 from rest_framework_simplejwt.serializers import TokenObtainSerializer, TokenRefreshSerializer
 
@@ -223,6 +223,7 @@ class PanelSummarySerializer(serializers.ModelSerializer):
         return presence.client_count(panel.workspace.slug, panel.panel_id)
 
 
+@extend_schema_serializer(many=False)  # one object, although the view's action is named "list"
 class PanelListSerializer(serializers.Serializer):
     panels = PanelSummarySerializer(many=True)
     totalPanels = serializers.IntegerField()

@@ -24,7 +24,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from nexus import lifecycle
@@ -37,7 +37,7 @@ from workspaces.services import extensions as extension_service
 from workspaces.services import panel_rows
 from workspaces.services.publish import commit_message, publish
 from workspaces.services.sandbox import check_syntax, get_runtime
-from workspaces.services.values import describe, matches_type
+from workspaces.services.values import describe, matches_type, unstorable_text
 
 logger = logging.getLogger("nexus.panels")
 
@@ -216,6 +216,10 @@ def _check_mutation(definition: PanelDefinition, capabilities: CapabilitySet | N
         raise _SegmentFailed({"code": "EXECUTION_ERROR", "message": f"State key '{key}' is not declared in <Data>"})
     if mutation.get("operation") == "set":
         value = mutation.get("value")
+        problem = unstorable_text(value)
+        if problem:
+            message = f"State key '{key}' cannot be stored: {problem}"
+            raise _SegmentFailed({"code": "EXECUTION_ERROR", "message": message})
         if value is not None and not matches_type(state_type, value):
             raise _SegmentFailed(
                 {
@@ -385,7 +389,7 @@ def _run_segment(run: HandlerRun, step: Step, repeatable: bool) -> SegmentOutcom
             return _locked_segment(run, step)
     except RuntimeBusyError as exc:
         raise ServiceError("RUNTIME_BUSY", str(exc) or "All sandbox instances are busy") from None
-    except DatabaseError as exc:
+    except (OperationalError, InterfaceError) as exc:
         logger.warning("database unavailable during %s: %s", run.handler_name, exc)
         raise ServiceError("UNAVAILABLE", "Database unavailable") from None
 
@@ -547,6 +551,9 @@ def check_args(definition: PanelDefinition, tool_name: str, args: Any) -> dict[s
             problems.append(f"missing required argument '{name}'")
         elif arg.default is not None:
             checked[name] = arg.default
+    problem = unstorable_text(args)
+    if problem:
+        problems.append(f"arguments cannot be used: {problem}")
     if problems:
         raise ServiceError("INVALID_ARGS", "; ".join(problems), {"problems": problems})
     return checked
@@ -672,6 +679,9 @@ async def create_panel(
         raise ServiceError("INVALID_REQUEST", "source must be a non-empty NXML string")
     if extension_config is not None and not isinstance(extension_config, dict):
         raise ServiceError("INVALID_REQUEST", "extensions must be an object keyed by alias")
+    problem = unstorable_text(source) or unstorable_text(extension_config)
+    if problem:
+        raise ServiceError("INVALID_REQUEST", f"The panel cannot be stored: {problem}")
     definition = await in_worker(parse_source)(source)
     panel = await _store_new_panel(workspace, source, definition, panel_id, extension_config or {})
     outcome = await mount(panel, actor)
@@ -687,6 +697,9 @@ async def set_value(panel: Panel, key: Any, value: Any, actor: str = "") -> Comm
         raise ServiceError("INVALID_REQUEST", f"State key '{key}' is not bound by an Input or Switch")
     if not matches_type(bound[key], value):
         raise ServiceError("INVALID_ARGS", f"State key '{key}' is a {bound[key]}, not a {describe(value)}")
+    problem = unstorable_text(value)
+    if problem:
+        raise ServiceError("INVALID_ARGS", f"State key '{key}' cannot be stored: {problem}")
     return await _apply_direct(PanelRef.of(panel), definition, [{"key": key, "value": value, "operation": "set"}])
 
 
@@ -698,7 +711,7 @@ def _apply_direct(ref: PanelRef, definition: PanelDefinition, mutations: list[di
             return _apply(ref, definition, state, version, None, None, mutations)
     except _SegmentFailed as failed:
         raise ServiceError("INVALID_REQUEST", failed.error["message"]) from None
-    except DatabaseError as exc:
+    except (OperationalError, InterfaceError) as exc:
         logger.warning("database unavailable while changing %s: %s", ref, exc)
         raise ServiceError("UNAVAILABLE", "Database unavailable") from None
 

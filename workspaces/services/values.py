@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 NXML_TYPES = ("string", "number", "boolean", "list", "object")
 
 
@@ -35,3 +37,30 @@ def describe(value: Any) -> str:
     if isinstance(value, dict):
         return "object"
     return type(value).__name__
+
+
+def unstorable_text(value: Any, _depth: int = 0) -> str | None:
+    """Why a JSON value cannot be stored and sent back, or None.
+
+    Strings may not hold NUL (PostgreSQL's JSON refuses it) or unpaired UTF-16 surrogates
+    (they cannot be encoded as UTF-8). Keys count as strings too.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "text contains a NUL character"
+        if _SURROGATE.search(value):
+            return "text contains an unpaired surrogate"
+        return None
+    if _depth > 200:
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = unstorable_text(key, _depth + 1) or unstorable_text(item, _depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            problem = unstorable_text(item, _depth + 1)
+            if problem:
+                return problem
+    return None
