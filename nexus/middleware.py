@@ -9,8 +9,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 from nexus.errors import error_response
 from nexus.logging import request_id_var
@@ -124,10 +125,12 @@ class DatabaseUnavailableMiddleware:
     """A database that does not answer is a 503 UNAVAILABLE, not a 500, wherever it surfaces."""
 
     sync_capable = True
-    async_capable = False
+    async_capable = True
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> Any:
         return self.get_response(request)
@@ -139,3 +142,32 @@ class DatabaseUnavailableMiddleware:
             logging.getLogger("nexus.request").warning("database unavailable: %s", exception)
             return error_response(503, "UNAVAILABLE", "Database unavailable")
         return None
+
+
+class StaticFilesMiddleware(WhiteNoiseMiddleware):  # type: ignore[misc]
+    """WhiteNoise, usable in an async middleware chain.
+
+    WhiteNoise's middleware is synchronous only, which would push every request through a
+    thread hop; here only the requests for static files go to a thread.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        super().__init__(get_response)
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        return super().__call__(request)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        static_file = self.find_file(request.path_info) if self.autorefresh else self.files.get(request.path_info)
+        if static_file is not None:
+            response: HttpResponse = await sync_to_async(self.serve, thread_sensitive=False)(static_file, request)
+            return response
+        response = await self.get_response(request)
+        return response

@@ -45,7 +45,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "nexus.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "nexus.middleware.StaticFilesMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "nexus.middleware.BodyLimitMiddleware",
     "nexus.middleware.DatabaseUnavailableMiddleware",

@@ -32,6 +32,7 @@ CLOSE_HEARTBEAT = 4408
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN_LATER = 1013
 ACCESS_RECHECK_S = 10.0
+REORDER_WAIT_S = 0.5
 CLOSE_CODES = {401: CLOSE_UNAUTHENTICATED, 403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND}
 
 
@@ -89,6 +90,8 @@ class PanelConsumer(AsyncWebsocketConsumer):
         self.keys: set[str] | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.granted: dict[str, float] = {}
+        self.pending: dict[int, list[dict[str, Any]]] = {}
+        self.flush_timer: asyncio.TimerHandle | None = None
         self.last_seen = time.monotonic()
         try:
             self.principal = await authenticate(self.scope)
@@ -131,6 +134,9 @@ class PanelConsumer(AsyncWebsocketConsumer):
         return str(self.scope["url_route"]["kwargs"]["panel_id"])
 
     async def disconnect(self, code: int) -> None:
+        timer = getattr(self, "flush_timer", None)
+        if timer is not None:
+            timer.cancel()
         for task in list(getattr(self, "tasks", ())):
             if not task.done() and task.get_name() == "heartbeat":
                 task.cancel()
@@ -248,15 +254,43 @@ class PanelConsumer(AsyncWebsocketConsumer):
     # ------------------------------------------------------------ messages from the group
 
     async def panel_commit(self, message: dict[str, Any]) -> None:
+        """Forward commits in state-version order; one that overtook another waits briefly."""
         version = message["stateVersion"]
+        if message["mutations"] and version <= self.version:
+            return  # already part of the state this client was given
+        if version > self.version + (1 if message["mutations"] else 0):
+            self.pending.setdefault(version, []).append(message)
+            if self.flush_timer is None:
+                self.flush_timer = asyncio.get_running_loop().call_later(
+                    REORDER_WAIT_S, lambda: self._spawn(self._flush_pending(force=True))
+                )
+            return
+        await self._deliver(message)
+        await self._flush_pending(force=False)
+
+    async def _flush_pending(self, force: bool) -> None:
+        """Deliver buffered commits that are now next in line (all of them when forced)."""
+        while self.pending:
+            lowest = min(self.pending)
+            messages = self.pending[lowest]
+            has_patch = any(m["mutations"] for m in messages)
+            if not force and lowest > self.version + (1 if has_patch else 0):
+                break
+            del self.pending[lowest]
+            for queued in sorted(messages, key=lambda m: not m["mutations"]):
+                if not queued["mutations"] or queued["stateVersion"] > self.version:
+                    await self._deliver(queued)
+        if self.flush_timer is not None and (force or not self.pending):
+            self.flush_timer.cancel()
+            self.flush_timer = None
+
+    async def _deliver(self, message: dict[str, Any]) -> None:
         if message["mutations"]:
-            if version <= self.version:
-                return  # already part of the state this client was given
-            self.version = version
+            self.version = message["stateVersion"]
             mutations = [m for m in message["mutations"] if self.keys is None or m["key"] in self.keys]
             if mutations or self.keys is None:
                 await self.send_json(
-                    {"type": "PATCH", "mutations": mutations, "stateVersion": version,
+                    {"type": "PATCH", "mutations": mutations, "stateVersion": message["stateVersion"],
                      "timestamp": message["timestamp"]}
                 )
         for event in message["events"]:

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from nexus import lifecycle
+from workspaces.services.publish import start_server_publisher
 
 logger = logging.getLogger("nexus.server")
 CLOSE_GOING_AWAY = 1001
@@ -34,7 +35,9 @@ def build_server(application: Any, endpoints: list[str], grace_s: float, **optio
                 # Close refused frames (1009) with a closing handshake instead of dropping TCP,
                 # so that clients can read the code.
                 self.ws_factory.setProtocolOptions(failByDrop=False)
-                lifecycle.mark_server_loop(asyncio.get_event_loop())
+                loop = asyncio.get_event_loop()
+                lifecycle.mark_server_loop(loop)
+                start_server_publisher(loop)
                 if announce is not None:
                     announce()
 
