@@ -8,7 +8,7 @@ PORT ?= 3000
 # Development defaults for `make run` only; real deployments set these in the environment.
 RUN_ENV := DEBUG=$${DEBUG:-true} \
 	SECRET_KEY=$${SECRET_KEY:-dev-only-secret-key-change-me} \
-	JWT_SECRET=$${JWT_SECRET:-dev-only-jwt-secret-change-me} \
+	JWT_SECRET=$${JWT_SECRET:-dev-only-jwt-secret-change-me-please} \
 	LOG_PRETTY=$${LOG_PRETTY:-true} \
 	HTTP_PORT=$${HTTP_PORT:-$(PORT)} \
 	HTTP_ALLOWED_PRIVATE_HOSTS=$${HTTP_ALLOWED_PRIVATE_HOSTS:-127.0.0.1}
