@@ -28,8 +28,8 @@ def incoming_request_id(value: str | None) -> str:
     return uuid.uuid4().hex
 
 
-class RequestLogMiddleware:
-    """Assign a request id, echo it back, and log method, path, status and duration."""
+class HybridMiddleware:
+    """Middleware that serves both sync and async chains without a thread hop."""
 
     sync_capable = True
     async_capable = True
@@ -37,7 +37,11 @@ class RequestLogMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
         if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
+            markcoroutinefunction(self)  # type: ignore[type-var]
+
+
+class RequestLogMiddleware(HybridMiddleware):
+    """Assign a request id, echo it back, and log method, path, status and duration."""
 
     def __call__(self, request: HttpRequest) -> Any:
         if iscoroutinefunction(self):
@@ -83,19 +87,14 @@ class RequestLogMiddleware:
         return response
 
 
-class BodyLimitMiddleware:
+class BodyLimitMiddleware(HybridMiddleware):
     """Refuse bodies over BODY_LIMIT before anything reads them."""
-
-    sync_capable = True
-    async_capable = True
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         from django.conf import settings
 
-        self.get_response = get_response
+        super().__init__(get_response)
         self.limit: int = settings.NEXUS.BODY_LIMIT
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> Any:
         too_large = self._refusal(request)
@@ -121,16 +120,8 @@ class BodyLimitMiddleware:
         return None
 
 
-class DatabaseUnavailableMiddleware:
+class DatabaseUnavailableMiddleware(HybridMiddleware):
     """A database that does not answer is a 503 UNAVAILABLE, not a 500, wherever it surfaces."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> Any:
         return self.get_response(request)

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from tests.client.conftest import CHROMIUM_ARGS, chromium_path
+from tests.client.conftest import browser, chromium_path
 from tests.integration.conftest import Live, example, start_live
 from tests.support.servers import scratch_database
 
-__all__ = ["chromium_path"]
+__all__ = ["browser", "chromium_path"]  # fixtures shared with the client tests
 
 PASSWORD = "bench-password"
 WAIT_MS = 15_000
@@ -138,18 +138,6 @@ class Site:
         for context in self.contexts:
             context.close()
         self.contexts.clear()
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture(scope="module")
