@@ -134,3 +134,14 @@ def test_lifecycle_capabilities_are_inferred() -> None:
     assert panel.tool_capabilities("mount") == ["events:emit:ready", "state:write:count"]
     with pytest.raises(KeyError):
         panel.tool_capabilities("unmount")
+
+
+def test_demo_fixtures_are_the_shared_examples() -> None:
+    """The demo loads workspaces/fixtures/panels; they must stay the examples of the contract."""
+    fixtures = Path(__file__).resolve().parents[2] / "workspaces" / "fixtures" / "panels"
+    for name in ("counter", "monitor", "todo"):
+        text = (fixtures / f"{name}.nxml").read_text()
+        parse_nxml(text)
+        shared = SHARED / f"{name}.nxml"
+        if shared.exists():  # beside the checkout on developer machines and in CI
+            assert text == shared.read_text(), name
