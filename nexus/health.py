@@ -59,7 +59,7 @@ async def _run_check(name: str, check: Any) -> tuple[str, str | None]:
         else:
             await asyncio.wait_for(sync_to_async(check)(), CHECK_TIMEOUT_S)
     except Exception as exc:
-        logger.warning("health check %s failed: %s", name, exc)
+        logger.warning("health check %s failed: %s", name, f"{type(exc).__name__}: {exc}")
         return name, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return name, None
 
@@ -85,11 +85,15 @@ async def ready(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=200 if ok else 503)
 
 
-def _summary() -> dict[str, Any]:
+def _summary(database_ok: bool) -> dict[str, Any]:
+    """Live figures; the sandbox's come from this process, so they are there even when degraded."""
     from workspaces.services.sandbox import runtime_summary
     from workspaces.services.stats import active_panel_count
 
-    return {"activePanels": active_panel_count(), "runtime": runtime_summary()}
+    return {
+        "activePanels": active_panel_count() if database_ok else None,
+        "runtime": runtime_summary(),
+    }
 
 
 async def health(request: HttpRequest) -> JsonResponse:
@@ -105,6 +109,5 @@ async def health(request: HttpRequest) -> JsonResponse:
         "memory": {"rssBytes": rss_bytes()},
         "checks": _checks_body(results),
     }
-    if ok:
-        body.update(await sync_to_async(_summary)())
+    body.update(await sync_to_async(_summary)(results["database"] is None))
     return JsonResponse(body, status=200 if ok else 503)
