@@ -47,9 +47,9 @@ async def check_channel_layer() -> None:
 
 
 def check_runtime() -> None:
-    from workspaces.services.sandbox import runtime_ready
+    from workspaces.services.sandbox import self_test
 
-    runtime_ready()
+    self_test()
 
 
 async def _run_check(name: str, check: Any) -> tuple[str, str | None]:

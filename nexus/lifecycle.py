@@ -67,7 +67,3 @@ def mark_server_loop(loop: asyncio.AbstractEventLoop) -> None:
 
 def is_server_loop(loop: asyncio.AbstractEventLoop) -> bool:
     return loop is _server_loop
-
-
-def server_loop() -> asyncio.AbstractEventLoop | None:
-    return _server_loop

@@ -12,6 +12,7 @@ import secrets
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -101,34 +102,24 @@ class _Checks:
         self._ext: dict[str, bool] = {}
 
     def can_write(self, key: str) -> bool:
-        known = self._write.get(key)
-        if known is None:
-            known = self._remember(self._write, key, self._caps.can_write(key))
-        return known
+        return self._answer(self._write, key, self._caps.can_write)
 
     def can_emit(self, name: str) -> bool:
-        known = self._emit.get(name)
-        if known is None:
-            known = self._remember(self._emit, name, self._caps.can_emit(name))
-        return known
+        return self._answer(self._emit, name, self._caps.can_emit)
 
     def can_update_view(self, component_id: str) -> bool:
-        known = self._view.get(component_id)
-        if known is None:
-            known = self._remember(self._view, component_id, self._caps.can_update_view(component_id))
-        return known
+        return self._answer(self._view, component_id, self._caps.can_update_view)
 
     def can_use_ext(self, alias: str) -> bool:
-        known = self._ext.get(alias)
-        if known is None:
-            known = self._remember(self._ext, alias, self._caps.can_use_ext(alias))
-        return known
+        return self._answer(self._ext, alias, self._caps.can_use_ext)
 
-    def _remember(self, memo: dict[str, bool], name: str, answer: bool) -> bool:
-        if len(memo) >= self._LIMIT:
-            memo.clear()
-        memo[name] = answer
-        return answer
+    def _answer(self, memo: dict[str, bool], name: str, check: Callable[[str], bool]) -> bool:
+        known = memo.get(name)
+        if known is None:
+            if len(memo) >= self._LIMIT:
+                memo.clear()
+            known = memo[name] = check(name)
+        return known
 
 
 @dataclass(slots=True)

@@ -15,9 +15,13 @@ def iso(value: Any) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+def websocket_origin(request: HttpRequest) -> str:
+    """ws(s)://host of the request, for the socket URLs handed to clients."""
+    return f"{'wss' if request.is_secure() else 'ws'}://{request.get_host()}"
+
+
 def websocket_url(request: HttpRequest, panel: Panel) -> str:
-    scheme = "wss" if request.is_secure() else "ws"
-    return f"{scheme}://{request.get_host()}/ws/workspaces/{panel.workspace.slug}/panels/{panel.panel_id}/"
+    return f"{websocket_origin(request)}/ws/workspaces/{panel.workspace.slug}/panels/{panel.panel_id}/"
 
 
 def panel_summary(panel: Panel) -> dict[str, Any]:

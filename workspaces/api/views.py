@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from nexus.errors import error_response
-from workspaces import access
+from workspaces import access, presenters
 from workspaces.api import schema
 from workspaces.api.errors import APIError
 from workspaces.api.permissions import WorkspaceAccess, principal_of
@@ -285,8 +285,7 @@ class PanelViewSet(NexusViewSet):
     }
 
     def websocket_url(self, panel: Panel) -> str:
-        scheme = "wss" if self.request.is_secure() else "ws"
-        return f"{scheme}://{self.request.get_host()}/ws/workspaces/{panel.workspace.slug}/panels/{panel.panel_id}/"
+        return presenters.websocket_url(self.request, panel)
 
     def _panel(self, panel_id: str) -> Panel:
         return panel_service.get_panel(self.scoped_workspace(), panel_id)
@@ -392,8 +391,7 @@ class KernelPanelViewSet(PanelViewSet):
         return principal_of(self.request).token_workspace or access.DEFAULT_WORKSPACE
 
     def websocket_url(self, panel: Panel) -> str:
-        scheme = "wss" if self.request.is_secure() else "ws"
-        return f"{scheme}://{self.request.get_host()}/panels/{panel.panel_id}/ws"
+        return f"{presenters.websocket_origin(self.request)}/panels/{panel.panel_id}/ws"
 
 
 @extend_schema(exclude=True)

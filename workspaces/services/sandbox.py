@@ -65,10 +65,6 @@ def self_test() -> None:
         raise RuntimeError(f"sandbox self-test failed: {result.status} {result.error}")
 
 
-def runtime_ready() -> None:
-    self_test()
-
-
 def runtime_summary() -> dict[str, Any]:
     stats = get_runtime().stats()
     return {
