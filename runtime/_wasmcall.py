@@ -142,16 +142,18 @@ class GuestCalls:
             self._raise(error)
         return int(slots[0])
 
-    def call5(self, name: str, a: int, b: int, c: int, d: int, e: int) -> int:
+    def call7(self, name: str, a: int, b: int, c: int, d: int, e: int, f: int, g: int) -> int:
         if not self.fast:
-            return self._slow_call(name, (a, b, c, d, e))
+            return self._slow_call(name, (a, b, c, d, e, f, g))
         slots = self._i32
         slots[0] = a
         slots[4] = b
         slots[8] = c
         slots[12] = d
         slots[16] = e
-        error = _CALL(self._context, self._func_addr[name], self._slots_addr, 5, self._trap_addr)
+        slots[20] = f
+        slots[24] = g
+        error = _CALL(self._context, self._func_addr[name], self._slots_addr, 7, self._trap_addr)
         if error or self._trap:
             self._raise(error)
         return int(slots[0])

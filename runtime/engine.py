@@ -38,6 +38,7 @@ MEMORY_RESERVATION = 1 << 32
 GUEST_FILE = "_guest.wasm"
 CACHE_PREFIX = "nexus-qjs-"
 CACHE_SUFFIX = ".cwasm"
+STEPPER_PATH = Path(__file__).parent / "guest" / "step.wat"
 
 
 class EpochTicker:
@@ -99,6 +100,8 @@ class GuestModule:
     module: wasmtime.Module
     linker: wasmtime.Linker
     ticker: EpochTicker
+    # A tiny module instantiated beside each guest: one host call per glue request.
+    stepper: wasmtime.Module
     source: str  # "disk": deserialized from cache_dir; "compiled": compiled in this process
     cache_path: str | None
     wasm_sha256: str
@@ -181,6 +184,7 @@ def _load(engine: wasmtime.Engine, cache_dir: Path, max_cache_size_mb: int) -> G
         module=module,
         linker=_build_linker(engine),
         ticker=EpochTicker(engine),
+        stepper=wasmtime.Module(engine, STEPPER_PATH.read_text()),
         source=source,
         cache_path=str(cache_path) if usable_dir else None,
         wasm_sha256=wasm_sha,

@@ -119,6 +119,8 @@ class Pool:
 
     def _pick(self, panel_id: str | None) -> tuple[Sandbox | None, bool]:
         idle = self._idle
+        if idle and idle[-1].panel_id == panel_id:
+            return idle.pop(), False
         if panel_id is not None:
             for index in range(len(idle) - 1, -1, -1):
                 if idle[index].panel_id == panel_id:

@@ -102,10 +102,12 @@ class _Checks:
         self._ext: dict[str, bool] = {}
 
     def can_write(self, key: str) -> bool:
-        return self._answer(self._write, key, self._caps.can_write)
+        known = self._write.get(key)
+        return self._answer(self._write, key, self._caps.can_write) if known is None else known
 
     def can_emit(self, name: str) -> bool:
-        return self._answer(self._emit, name, self._caps.can_emit)
+        known = self._emit.get(name)
+        return self._answer(self._emit, name, self._caps.can_emit) if known is None else known
 
     def can_update_view(self, component_id: str) -> bool:
         return self._answer(self._view, component_id, self._caps.can_update_view)
@@ -154,6 +156,8 @@ class Runtime:
         self.config = config
         self._guest: GuestModule = guest_module(config.cache_dir, config.max_cache_size_mb)
         self._pool = Pool(self._guest, config)
+        self._ticker = self._guest.ticker
+        self._max_calls = config.max_host_calls
         self._limits_json = _encode([config.max_host_calls, MAX_STATE_MUTATIONS, MAX_EVENTS, MAX_RESULT_BYTES])
         self._handler_ids: dict[str, tuple[str, dict[str, Any] | None]] = {}
         self._grants: dict[tuple[tuple[str, ...], str], tuple[str, bool]] = {}
@@ -197,8 +201,8 @@ class Runtime:
             return self._failed(problem, started)
         caps_json, reads_all = self._grant(ctx)
         try:
-            state_json = self._state_json(ctx, ctx.state, reads_all)
             args = ctx.args
+            state_json = _encode(self._readable(ctx, ctx.state, reads_all))
             args_json = _encode(args if type(args) is dict else dict(args))
             scope_json = _encode(dict(ctx.scope)) if ctx.scope else None
         except (TypeError, ValueError, RecursionError) as exc:
@@ -216,8 +220,14 @@ class Runtime:
         if sandbox.needs_seed:
             extra.append('"rs":' + _encode(sandbox.take_seed()))
         tail = ",{" + ",".join(extra) + "}]" if extra else "]"
-        request = f"[{handler_slot},{grant_slot},{state_json},{args_json}{tail}".encode("ascii")
-        answer, sandbox_ms = self._run(sandbox, request, timeout, resume=False)
+        # The instance keeps the arguments it last ran with: the same ones are not sent again.
+        same_args = args_json == sandbox.last_args
+        request = f"[{handler_slot},{grant_slot},{state_json},{0 if same_args else args_json}{tail}".encode("ascii")
+        answer = self._run(sandbox, request, timeout, resume=False)
+        sandbox.last_args = None if answer[0] == ANSWER_ERROR else args_json
+        # Time used counts against the handler's budget across resumes; the host's own
+        # few microseconds around the sandbox call are included.
+        used_ms = (time.perf_counter_ns() - started) / 1e6
         segment = self._segment(answer, ctx)
         if not compiled and (
             segment.kind == ANSWER_ERROR
@@ -225,7 +235,7 @@ class Runtime:
             and segment.error.get("code") == COMPILATION_ERROR
         ):
             sandbox.handlers.abandon(handler_id)
-        return self._conclude(sandbox, segment, ctx, code, timeout, sandbox_ms, started, compiled)
+        return self._conclude(sandbox, segment, ctx, code, timeout, used_ms, started, compiled)
 
     def resume(
         self,
@@ -258,16 +268,17 @@ class Runtime:
             )
         ctx = suspension.context
         try:
-            state_json = "null" if state is None else self._state_json(ctx, state, self._grant(ctx)[1])
+            state_json = "null" if state is None else _encode(self._readable(ctx, state, self._grant(ctx)[1]))
         except (TypeError, ValueError, RecursionError) as exc:
             self._pool.discard(suspension.sandbox)
             return self._failed(error_dict(INVALID_ARGS, f"state must be JSON data: {exc}"), started)
         flag = "true" if ok else "false"
         request = f"[{suspension.call_id},{flag},{value_json},{error_json},{state_json}]".encode("ascii")
         remaining = max(suspension.timeout_ms - suspension.used_ms, 1.0)
-        answer, sandbox_ms = self._run(suspension.sandbox, request, remaining, resume=True)
+        began = time.perf_counter_ns()
+        answer = self._run(suspension.sandbox, request, remaining, resume=True)
+        used = suspension.used_ms + (time.perf_counter_ns() - began) / 1e6
         segment = self._segment(answer, ctx)
-        used = suspension.used_ms + sandbox_ms
         return self._conclude(
             suspension.sandbox, segment, ctx, suspension.code, suspension.timeout_ms, used, started, None
         )
@@ -317,7 +328,7 @@ class Runtime:
         grant_slot, granted = sandbox.capabilities.lookup(_CHECK_GRANT)
         grant = "" if granted else ',"cp":[[],[],[],[],[]],"lm":' + self._limits_json
         request = f'[0,{grant_slot},{{}},{{}},{{"k":1,"c":{_encode(code)}{grant}}}]'.encode("ascii")
-        answer, _ = self._run(sandbox, request, float(self.config.timeout_ms), resume=False)
+        answer = self._run(sandbox, request, float(self.config.timeout_ms), resume=False)
         segment = self._segment(answer, None)
         if segment.discard:
             sandbox.dirty = True
@@ -408,23 +419,21 @@ class Runtime:
 
     # ------------------------------------------------------------------ execution
 
-    def _run(self, sandbox: Sandbox, request: bytes, timeout_ms: float, resume: bool) -> tuple[list[Any], float]:
+    def _run(self, sandbox: Sandbox, request: bytes, timeout_ms: float, resume: bool) -> list[Any]:
         """Send one request; a failed instance yields an error answer and is marked dirty."""
-        ticks = int(timeout_ms // TICK_MS) + 2
-        ticker = self._guest.ticker
+        ticker = self._ticker
         ticker.enter()
-        begin = time.perf_counter()
         try:
-            answer = sandbox.resume(request, ticks) if resume else sandbox.start(request, ticks)
+            ticks = int(timeout_ms // TICK_MS) + 2
+            return sandbox.resume(request, ticks) if resume else sandbox.start(request, ticks)
         except GuestFault as fault:
-            answer = [ANSWER_ERROR, fault.to_error(), [], 0]
+            return [ANSWER_ERROR, fault.to_error(), [], 0]
         except Exception as exc:  # the caller gets INTERNAL_ERROR, the instance is dropped
             logger.exception("sandbox failure")
             sandbox.dirty = True
-            answer = [ANSWER_ERROR, error_dict(INTERNAL_ERROR, f"sandbox failure: {exc}"), [], 0]
+            return [ANSWER_ERROR, error_dict(INTERNAL_ERROR, f"sandbox failure: {exc}"), [], 0]
         finally:
             ticker.exit()
-        return answer, (time.perf_counter() - begin) * 1000
 
     def _segment(self, answer: list[Any], ctx: ExecutionContext | None) -> _Segment:
         """Convert a glue answer; with a context, re-check it against the capabilities."""
@@ -439,8 +448,10 @@ class Runtime:
                     calls=_calls(answer[3]),
                     discard=bool(error.get("breakout")),
                 )
-            logs, calls = _logs(answer[5]), _calls(answer[6])
-            segment = _Segment(kind, logs=logs, calls=calls)
+            raw_logs, calls = answer[5], answer[6]
+            if type(calls) is not int or calls < 0:
+                calls = 0
+            segment = _Segment(kind, logs=_logs(raw_logs) if raw_logs else None, calls=calls)
             if kind == ANSWER_OK:
                 segment.return_value = answer[1]
             else:
@@ -459,8 +470,8 @@ class Runtime:
                 problem = _convert_events(answer[3], caps, segment)
             if answer[4] and problem is None:
                 problem = _convert_views(answer[4], caps, segment)
-            if problem is None and calls > self.config.max_host_calls:
-                problem = error_dict(RESOURCE_LIMIT, f"more than {self.config.max_host_calls} sandbox API calls")
+            if calls > self._max_calls and problem is None:
+                problem = error_dict(RESOURCE_LIMIT, f"more than {self._max_calls} sandbox API calls")
             if problem is None and kind == ANSWER_SUSPENDED:
                 problem = _check_call(segment.call, caps, ctx.extension_methods)
             segment.error = problem
@@ -486,7 +497,7 @@ class Runtime:
     ) -> ExecutionResult:
         error = segment.error
         memory = sandbox.memory_size()
-        if (error is None or error.get("code") == EXECUTION_ERROR) and sandbox.exhausted_memory(memory):
+        if sandbox.exhausted_memory(memory) and (error is None or error.get("code") == EXECUTION_ERROR):
             # The handler caught an out-of-memory error (or failed because of it).
             error = segment.error = error_dict(
                 MEMORY_LIMIT, f"the handler used up its memory limit of {self.config.memory_limit_mb} MiB"
@@ -626,14 +637,14 @@ class Runtime:
         return cached
 
     @staticmethod
-    def _state_json(ctx: ExecutionContext, state: Any, reads_all: bool) -> str:
+    def _readable(ctx: ExecutionContext, state: Any, reads_all: bool) -> dict[str, Any]:
         """Only readable keys enter the sandbox."""
         if type(state) is not dict:
             state = dict(state)
         if not reads_all:
             can_read = ctx.capability_set.can_read
             state = {key: value for key, value in state.items() if isinstance(key, str) and can_read(key)}
-        return _encode(state)
+        return state
 
     def _error(self, raw: dict[str, Any], code: str) -> dict[str, Any]:
         """Normalize a guest error: known code, message, handler-relative location and stack."""

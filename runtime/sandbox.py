@@ -6,10 +6,10 @@ in the cache directory. Every new instance is the module instantiated again plus
 of the image that differ from a freshly instantiated memory. Handles into the guest heap
 (the glue's entry points, I/O buffers) are plain addresses, identical in every copy.
 
-A call into the glue crosses the boundary about six times: the request is written into a
-buffer of guest memory and turned into one JS string, the glue's entry point is called,
-the answer (one JSON string) is read back from the guest's result buffer, and the job
-queue is drained.
+A call into the glue crosses the boundary once: the request is written into a buffer of
+guest memory and the stepper (guest/step.wat, a small module linked to the guest's exports)
+turns it into a JS string, calls the glue's entry point, runs the job queue and leaves the
+answer (one JSON string) in the guest's result buffer, where the host reads it.
 
 Protocol (positional JSON arrays, see guest/glue.js):
 
@@ -50,16 +50,19 @@ logger = logging.getLogger(__name__)
 GLUE_PATH = Path(__file__).parent / "guest" / "glue.js"
 IO_BUFFER_BYTES = 64 * 1024
 CHUNK = 4096
-# The guest runs at most this many queued jobs per execute_pending_jobs call.
-JOB_BATCH = 100_000
 STATUS_OK = 0
 STATUS_JS_ERROR = 1
 # First element of every glue answer.
 ANSWER_OK = 0
 ANSWER_ERROR = 1
 ANSWER_SUSPENDED = 2
-ANSWER_PENDING = 3
-ANSWER_KINDS = frozenset({ANSWER_OK, ANSWER_ERROR, ANSWER_SUSPENDED, ANSWER_PENDING})
+ANSWER_KINDS = frozenset({ANSWER_OK, ANSWER_ERROR, ANSWER_SUSPENDED})
+# What the stepper's `step` returns (guest/step.wat).
+STEP_OK = 0
+STEP_THREW = 1
+STEP_NOT_A_STRING = 2
+STEP_NO_REQUEST = 3
+WASM_PAGE = 65536
 # Linear memory this close to the cap means the guest's allocator has been refused.
 EXHAUSTION_MARGIN = 1024 * 1024
 # Epoch ticks allowed for setting an instance up (the ticker may already be running).
@@ -201,12 +204,18 @@ def _instantiate(guest: GuestModule, memory_limit: int | None) -> tuple[wasmtime
     return store, instance.exports(store)
 
 
-def _bind(store: wasmtime.Store, exports: Any) -> tuple[GuestCalls, wasmtime.Memory, wasmtime.Global]:
+def _bind(
+    store: wasmtime.Store, exports: Any, stepper: wasmtime.Module | None = None
+) -> tuple[GuestCalls, wasmtime.Memory, wasmtime.Global]:
     memory = exports["memory"]
     stack_pointer = exports["__stack_pointer"]
     if not isinstance(memory, wasmtime.Memory) or not isinstance(stack_pointer, wasmtime.Global):
         raise RuntimeError("the QuickJS guest does not export its memory and stack pointer")
-    return GuestCalls(store, export_funcs(exports, _EXPORTS), memory), memory, stack_pointer
+    funcs = export_funcs(exports, _EXPORTS)
+    if stepper is not None:
+        imports = [memory if item.name == "memory" else funcs[str(item.name)] for item in stepper.imports]
+        funcs.update(export_funcs(wasmtime.Instance(store, stepper, imports).exports(store), ["step"]))
+    return GuestCalls(store, funcs, memory), memory, stack_pointer
 
 
 def _build_image(guest: GuestModule, glue: str) -> PristineImage:
@@ -414,7 +423,7 @@ class Sandbox:
         self.image = image
         self.memory_limit = memory_limit
         self._store, exports = _instantiate(guest, memory_limit)
-        self.calls, memory, stack_pointer = _bind(self._store, exports)
+        self.calls, memory, stack_pointer = _bind(self._store, exports, guest.stepper)
         self.calls.set_epoch_deadline(SETUP_TICKS)
         current = self.calls.memory_size()
         if image.memory_size > current:
@@ -426,9 +435,8 @@ class Sandbox:
         self.calls.call1("set_memory_limit", max(memory_limit - GUEST_ALLOCATOR_HEADROOM_BYTES, 1 << 20))
         # Memory never moves (see engine.py): views on the fixed slots are made once.
         self._base = self.calls.memory_base()
-        self._io = self._base + image.io_ptr
-        self._argv_slot = ctypes.c_int32.from_address(self._base + image.argv_ptr)
-        self._out_slot = ctypes.c_int32.from_address(self._base + image.out_ptr)
+        self._memory = self._memory_view()
+        self._io = self._memory[image.io_ptr : image.io_ptr + IO_BUFFER_BYTES]
         self._result_slots = (
             None
             if image.result_words is None
@@ -441,6 +449,9 @@ class Sandbox:
         self.handlers = SlotTable(MAX_COMPILED_PER_INSTANCE)
         self.capabilities = SlotTable(MAX_CAPABILITY_SETS)
         self.needs_seed = True
+        self.size_after_call: int | None = None
+        # JSON of the arguments the glue holds from the last execution that reached its handler.
+        self.last_args: str | None = None
         self.dirty = False
         self.closed = False
         self.executions = 0
@@ -463,22 +474,14 @@ class Sandbox:
     def cancel(self) -> None:
         try:
             self.calls.set_epoch_deadline(100)
-            self._call_glue(self.image.cancel, None)
+            self._step(self.image.cancel, None)
         except (GuestFault, GuestTrap, wasmtime.WasmtimeError):
             self.dirty = True
 
     def _guarded(self, entry: int, payload: bytes, deadline_ticks: int) -> list[Any]:
         self.calls.set_epoch_deadline(deadline_ticks)
         try:
-            answer = self._decode(self._call_glue(entry, payload))
-            while answer[0] == ANSWER_PENDING:
-                self._drain()
-                answer = self._decode(self._call_glue(self.image.poll, None))
-            if answer[0] != ANSWER_SUSPENDED:
-                # Jobs a finished handler left behind run now, against a closed
-                # record, instead of inside the next execution.
-                self._drain()
-            return answer
+            return self._decode(self._step(entry, payload))
         except GuestTrap as trap:
             self.dirty = True
             raise self._fault_from_trap(trap) from None
@@ -490,9 +493,8 @@ class Sandbox:
             raise
 
     @staticmethod
-    def _decode(raw: bytes) -> list[Any]:
+    def _decode(text: str) -> list[Any]:
         try:
-            text = raw.decode("utf-8")
             answer, end = _scan(text, 0)
             if end != len(text):
                 answer = None
@@ -502,65 +504,74 @@ class Sandbox:
             raise GuestFault(INTERNAL_ERROR, "the sandbox glue answered something unexpected")
         return answer
 
-    def _drain(self) -> None:
-        calls = self.calls
-        while calls.call0("execute_pending_jobs") >= JOB_BATCH:
-            pass
-
-    def _call_glue(self, entry: int, payload: bytes | None) -> bytes:
-        """Call a glue entry point with one string argument (or none); return its answer.
+    def _step(self, entry: int, payload: bytes | None) -> str:
+        """Call a glue entry point with one string argument (or none) through the stepper
+        (guest/step.wat), which also runs the job queue; return the glue's answer.
 
         The I/O buffer, argument vector and out slot sit at fixed addresses inside the
         pristine image, which is never smaller than the memory, so they need no bound checks.
         """
+        image = self.image
+        self.size_after_call = None
+        if payload is None:
+            reply = self.calls.call7("step", entry, image.poll, image.undefined, image.argv_ptr, image.out_ptr, 0, -1)
+        elif len(payload) <= IO_BUFFER_BYTES:
+            self._io[: len(payload)] = payload
+            reply = self.calls.call7(
+                "step", entry, image.poll, image.undefined, image.argv_ptr, image.out_ptr, image.io_ptr, len(payload)
+            )
+        else:
+            reply = self._step_large(entry, payload)
+        status = reply & 0xFF
+        if status != STEP_OK:
+            raise self._step_failure(status)
+        self.size_after_call = (reply >> 8) * WASM_PAGE
+        return self._read_result()
+
+    def _step_large(self, entry: int, payload: bytes) -> int:
         calls = self.calls
         image = self.image
-        argc = 0
-        text = 0
-        if payload is not None:
-            text = self._new_string(payload)
-            self._argv_slot.value = text
-            argc = 1
-        status = calls.call5("call_function", entry, image.undefined, image.argv_ptr, argc, image.out_ptr)
-        answer = self._out_slot.value
-        if text:
-            calls.call1("free_value", text)
-        if status != STATUS_OK:
-            raise self._glue_failure()
-        try:
-            if calls.call1("get_string", answer) != STATUS_OK:
-                raise GuestFault(INTERNAL_ERROR, "the sandbox glue did not answer with a string")
-            return self._read_result()
-        finally:
-            calls.call1("free_value", answer)
-
-    def _new_string(self, payload: bytes) -> int:
-        calls = self.calls
         size = len(payload)
-        if size <= IO_BUFFER_BYTES:
-            ctypes.memmove(self._io, payload, size)
-            handle = calls.call2("new_string", self.image.io_ptr, size)
-        else:
-            ptr = calls.call1("qjs_alloc", size)
-            if not ptr:
-                raise GuestFault(MEMORY_LIMIT, "the request does not fit in the sandbox memory")
+        ptr = calls.call1("qjs_alloc", size)
+        if not ptr:
+            return STEP_NO_REQUEST | (calls.memory_size() // WASM_PAGE) << 8
+        try:
             calls.write(ptr, payload)
-            handle = calls.call2("new_string", ptr, size)
+            return calls.call7("step", entry, image.poll, image.undefined, image.argv_ptr, image.out_ptr, ptr, size)
+        finally:
             calls.call2("qjs_free", ptr, size)
-        if not handle:
-            raise GuestFault(MEMORY_LIMIT, "the request does not fit in the sandbox memory")
-        return handle
 
-    def _read_result(self) -> bytes:
-        calls = self.calls
+    def _step_failure(self, status: int) -> GuestFault:
+        if status == STEP_THREW:
+            return self._glue_failure()
+        if status == STEP_NO_REQUEST:
+            return GuestFault(MEMORY_LIMIT, "the request does not fit in the sandbox memory")
+        if status == STEP_NOT_A_STRING:
+            return GuestFault(INTERNAL_ERROR, "the sandbox glue did not answer with a string")
+        return GuestFault(INTERNAL_ERROR, f"the sandbox stepper answered {status}")
+
+    def _read_result(self) -> str:
+        """The answer's text, decoded straight out of guest memory."""
         slots = self._result_slots
         if slots is None:
-            return _take_result(calls)
-        ptr = slots[0].value
-        length = slots[1].value
-        if ptr + length > calls.memory_size():
-            raise GuestFault(INTERNAL_ERROR, "the sandbox answer lies outside its memory")
-        return ctypes.string_at(self._base + ptr, length)
+            return _take_result(self.calls).decode("utf-8", "replace")
+        start = slots[0].value
+        end = start + slots[1].value
+        memory = self._memory
+        if end > len(memory):
+            # Linear memory only grows: the view is renewed when an answer lies past its end.
+            memory = self._memory = self._memory_view()
+            if end > len(memory):
+                raise GuestFault(INTERNAL_ERROR, "the sandbox answer lies outside its memory")
+        try:
+            return str(memory[start:end], "utf-8")
+        except UnicodeDecodeError:
+            raise GuestFault(INTERNAL_ERROR, "the sandbox glue answered something unexpected") from None
+
+    def _memory_view(self) -> memoryview:
+        """Linear memory as it is now; valid until the store closes (memory never moves)."""
+        size = self.calls.memory_size()
+        return memoryview((ctypes.c_ubyte * size).from_address(self._base)).cast("B")
 
     def _glue_failure(self) -> GuestFault:
         message = _exception_message(self.calls)
@@ -585,7 +596,10 @@ class Sandbox:
     # -- figures -----------------------------------------------------------------
 
     def memory_size(self) -> int:
-        return 0 if self.closed else self.calls.memory_size()
+        if self.closed:
+            return 0
+        # The stepper reports the size at the end of a successful call; anything else asks.
+        return self.size_after_call or self.calls.memory_size()
 
     def near_memory_limit(self) -> bool:
         return self.calls.memory_size() + 2 * 65536 >= self.memory_limit

@@ -667,7 +667,13 @@
     return root;
   }
 
-  // request: [handlerSlot, capsSlot, state, args, extra?]; extra may carry
+  // The arguments of the last execution that reached its handler. Deep-frozen, so
+  // sharing them with the next execution shows it nothing new.
+  let lastArgs = null;
+
+  // request: [handlerSlot, capsSlot, state, args, extra?]; args 0 means the arguments
+  //   of the previous execution (the host sends that only after one reached its handler,
+  //   see runtime.py). extra may carry
   //   c: code to compile into handlerSlot, k: compile only (syntax check),
   //   cp: [r, w, e, v, x] capability scopes for capsSlot, xm: extension methods,
   //   lm: limits, sc: $scope, rs: random seed.
@@ -708,7 +714,13 @@
     }
     // The traps only ever look at own properties, so the parsed object is used as is.
     const work = req[2];
-    const args = deepFreeze(req[3]);
+    let args = req[3];
+    if (args === 0) {
+      if (lastArgs === null) return '[1,{"code":"INTERNAL_ERROR","message":"no previous arguments in this instance"},[],0]';
+      args = lastArgs;
+    } else {
+      args = lastArgs = deepFreeze(args);
+    }
     begin(work, caps);
     const state = new NativeProxy(work, stateTraps);
     rec.proxy = state;

@@ -223,6 +223,22 @@ def test_args_are_deep_frozen(runtime: Runtime) -> None:
     assert result.return_value == [True, True, 2]
 
 
+def test_each_execution_sees_its_own_args(make_runtime) -> None:  # type: ignore[no-untyped-def]
+    # One instance, so every run lands where the previous arguments are still held.
+    rt = make_runtime(min_instances=1, max_instances=1)
+    echo = "return [$args.v, Object.isFrozen($args)];"
+    sequence = [{"v": 1}, {"v": 1}, {"v": True}, {"v": 1.5}, {"v": 1}, {}, {}, {"v": [1, {"w": 2}]}]
+    for args in sequence:
+        result = run(rt, echo, args=args, panel_id="args")
+        assert result.return_value == [args.get("v"), True], args
+    assert run(rt, "throw new Error('x')", args={"v": 7}, panel_id="args").status == "error"
+    assert run(rt, echo, args={"v": 7}, panel_id="args").return_value == [7, True]
+    assert rt.check_syntax("return 1;") is None
+    assert run(rt, echo, args={"v": 7}, panel_id="args").return_value == [7, True]
+    assert run(rt, "$args.v.push(1)", args={"v": [1]}, panel_id="args").error["code"] == "EXECUTION_ERROR"
+    assert run(rt, "return $args.v.length", args={"v": [1]}, panel_id="args").return_value == 1
+
+
 def test_scope(runtime: Runtime) -> None:
     assert run(runtime, "return $scope.item.id;", scope={"item": {"id": 7}}).return_value == 7
     assert run(runtime, "return [Object.keys($scope).length, Object.isFrozen($scope)];").return_value == [0, True]
@@ -267,6 +283,24 @@ def test_logs_survive_errors(runtime: Runtime) -> None:
 def test_await_and_return_work(runtime: Runtime) -> None:
     result = run(runtime, "const v = await Promise.resolve(20); await null; return v + 1;")
     assert result.return_value == 21
+
+
+def test_jobs_left_behind_run_after_the_answer_and_act_on_nothing(runtime: Runtime) -> None:
+    code = (
+        "for (let i = 0; i < 50; i++) Promise.resolve(i).then((n) => { JSON.stringify({ n, pad: 'x'.repeat(300) }); });"
+        "Promise.resolve().then(() => { $emit('late', 1); });"
+        "Promise.resolve().then(() => { throw new Error('late failure'); });"
+        "$state.n = 3; return 'answer';"
+    )
+    result = run(runtime, code, state={"n": 1}, panel_id="left-behind")
+    assert result.status == "success", result.error
+    assert result.return_value == "answer"
+    assert result.events == []
+    assert result.state_mutations == [{"key": "n", "value": 3, "operation": "set"}]
+    # An await runs the job queue: anything still queued would act on this execution.
+    after = run(runtime, "await null; $emit('next', 2); return 1;", panel_id="left-behind")
+    assert after.events == [{"name": "next", "payload": 2}]
+    assert_healthy(runtime, panel_id="left-behind")
 
 
 def test_errors_carry_location_and_stack(runtime: Runtime) -> None:
