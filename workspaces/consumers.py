@@ -8,6 +8,7 @@ import logging
 import time
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -122,6 +123,18 @@ class PanelConsumer(AsyncWebsocketConsumer):
             }
         )
         self._spawn(self._heartbeat())
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its per-message database clean-up.
+
+        That clean-up is a thread hop for every frame and group message. This consumer never
+        touches the database on its own thread: every query runs through
+        ``database_sync_to_async``, which closes stale connections around each call itself.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     def workspace_slug(self) -> str:
         kwargs = self.scope["url_route"]["kwargs"]
