@@ -31,6 +31,7 @@ from nexus import lifecycle
 from runtime import ExecutionContext, ExecutionResult
 from runtime.capabilities import CapabilitySet
 from runtime.errors import RuntimeBusyError
+from runtime.execution import capability_set
 from workspaces.models import AuditOutcome, AuditRecord, Panel, PanelStatus, Workspace
 from workspaces.nxml import NXMLValidationError, PanelDefinition, parse_nxml
 from workspaces.services import extensions as extension_service
@@ -130,10 +131,13 @@ def _segment_executor() -> ThreadPoolExecutor:
 
 def in_worker(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     """Run blocking database and sandbox work off the event loop, in its own thread pool."""
+    call: Callable[..., Awaitable[Any]] | None = None
 
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        call = database_sync_to_async(func, thread_sensitive=False, executor=_segment_executor())
+        nonlocal call
+        if call is None:  # built on first use: the pool's size comes from the settings
+            call = database_sync_to_async(func, thread_sensitive=False, executor=_segment_executor())
         return await call(*args, **kwargs)
 
     return wrapper
@@ -421,7 +425,7 @@ def _commit_segment(run: HandlerRun, state: dict[str, Any], version: int, result
     """Apply inside the caller's transaction; a refused batch leaves the row untouched."""
     ref = PanelRef(run.panel_pk, run.workspace_slug, run.panel_id)
     try:
-        commit = _apply(ref, run.definition, state, version, result, CapabilitySet(run.capabilities))
+        commit = _apply(ref, run.definition, state, version, result, capability_set(tuple(run.capabilities)))
     except _SegmentFailed as failed:
         return result, None, failed.error
     return result, commit, None
