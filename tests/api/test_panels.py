@@ -90,6 +90,7 @@ def test_failing_mount_keeps_the_panel_in_error(world: World, owner: Any) -> Non
         {"id": "ok", "source": "   "},
         {"id": "ok", "source": COUNTER, "extensions": ["http"]},
         {"id": "ok", "source": COUNTER, "extensions": {"http": "https://x"}},
+        {"id": "validate", "source": COUNTER},
     ],
 )
 def test_create_request_errors(world: World, owner: Any, body: dict[str, Any]) -> None:

@@ -611,6 +611,10 @@ async def run_lifecycle(panel: Panel, event: str, actor: str = "") -> Outcome | 
     return await execute(_handler_run(panel, definition, event, handler.code, caps, {}, None, actor))
 
 
+# Paths under /panels/ that are not panels.
+RESERVED_PANEL_IDS = frozenset({"validate"})
+
+
 def _new_panel_id(definition: PanelDefinition) -> str:
     base = "".join(ch for ch in (definition.id or "panel") if ch.isalnum() or ch in "_-")[:50] or "panel"
     return f"{base}-{secrets.token_hex(3)}"
@@ -686,6 +690,8 @@ async def create_panel(
     problem = unstorable_text(source) or unstorable_text(extension_config)
     if problem:
         raise ServiceError("INVALID_REQUEST", f"The panel cannot be stored: {problem}")
+    if panel_id in RESERVED_PANEL_IDS:
+        raise ServiceError("INVALID_REQUEST", f"Panel id '{panel_id}' is reserved: the API uses that path")
     definition = await in_worker(parse_source)(source)
     panel = await _store_new_panel(workspace, source, definition, panel_id, extension_config or {})
     outcome = await mount(panel, actor)
