@@ -74,7 +74,7 @@ def _checks_body(results: dict[str, str | None]) -> dict[str, Any]:
     return {name: ("ok" if error is None else {"status": "fail", "error": error}) for name, error in results.items()}
 
 
-async def live(request: HttpRequest) -> JsonResponse:
+def live(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "alive", "uptime": round(time.monotonic() - STARTED_AT, 3)})
 
 

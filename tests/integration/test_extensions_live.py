@@ -182,3 +182,23 @@ def test_extension_calls_are_audited_and_counted(setup: tuple[Live, Target]) -> 
     metrics = live.api("GET", "/metrics").text
     assert 'nexus_ext_calls_total{extension="nexus.http",method="get",status="success"}' in metrics
     assert 'nexus_ext_calls_total{extension="nexus.http",method="get",status="denied"}' in metrics
+
+
+async def test_a_waiting_rest_trigger_does_not_hold_up_other_requests(setup: tuple[Live, Target]) -> None:
+    live, target = setup
+    target.release.clear()
+    calls_before = target.hits.count("/health")
+    pending = asyncio.create_task(asyncio.to_thread(
+        live.api, "POST", "/api/v1/workspaces/acme/panels/monitor/tools/checkHealth/", json={"args": {}}))
+    while target.hits.count("/health") == calls_before:  # then the trigger's call waits for the release
+        await asyncio.sleep(0.02)
+    others = [
+        await asyncio.to_thread(live.api, "GET", "/health/live"),
+        await asyncio.to_thread(live.api, "GET", "/api/v1/workspaces/acme/panels/shop/state/"),
+        await asyncio.to_thread(live.api, "POST", "/api/v1/workspaces/acme/panels/shop/tools/sum/", json={}),
+    ]
+    assert not pending.done() and not target.release.is_set()
+    assert [response.status_code for response in others] == [200, 200, 200]
+    target.release.set()
+    answer = await pending
+    assert answer.status_code == 200 and answer.json()["returnValue"] == "online", answer.text
