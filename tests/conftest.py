@@ -43,6 +43,19 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
         database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("sqlite") / "test.sqlite3")
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None) -> Iterator[None]:
+    """pytest-django's test database, whose teardown first stops the panel service's workers.
+
+    Each worker thread keeps its own database connection; PostgreSQL refuses to drop a
+    database that still has sessions, so the threads end (closing them) before it is dropped.
+    """
+    yield
+    from workspaces.services import panels
+
+    panels.shutdown_workers()
+
+
 # ---------------------------------------------------------------- users, workspaces and tokens
 # Used by the REST, admin and command tests. Tests that reach the panel service (which commits
 # from its own worker threads) must use `transactional_db`; these fixtures work with either.

@@ -11,6 +11,7 @@ published to every client, committed. A failed segment writes nothing.
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import json
 import logging
@@ -129,16 +130,27 @@ def _segment_executor() -> ThreadPoolExecutor:
     return _executor
 
 
+def shutdown_workers() -> None:
+    """Let the worker threads finish and end (their database connections close with them)."""
+    global _executor
+    executor, _executor = _executor, None
+    if executor is not None:
+        executor.shutdown(wait=True)
+        # A thread's connection wrapper sits in reference cycles: collect it now, which closes it.
+        gc.collect()
+
+
 def in_worker(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     """Run blocking database and sandbox work off the event loop, in its own thread pool."""
-    call: Callable[..., Awaitable[Any]] | None = None
+    built: tuple[ThreadPoolExecutor, Callable[..., Awaitable[Any]]] | None = None
 
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        nonlocal call
-        if call is None:  # built on first use: the pool's size comes from the settings
-            call = database_sync_to_async(func, thread_sensitive=False, executor=_segment_executor())
-        return await call(*args, **kwargs)
+        nonlocal built
+        executor = _segment_executor()
+        if built is None or built[0] is not executor:  # built once per pool, not per call
+            built = (executor, database_sync_to_async(func, thread_sensitive=False, executor=executor))
+        return await built[1](*args, **kwargs)
 
     return wrapper
 
