@@ -59,8 +59,9 @@ async def _run_check(name: str, check: Any) -> tuple[str, str | None]:
         else:
             await asyncio.wait_for(sync_to_async(check)(), CHECK_TIMEOUT_S)
     except Exception as exc:
-        logger.warning("health check %s failed: %s", name, f"{type(exc).__name__}: {exc}")
-        return name, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        logger.warning("health check %s failed: %s", name, error)
+        return name, error
     return name, None
 
 

@@ -102,12 +102,10 @@ class _Checks:
         self._ext: dict[str, bool] = {}
 
     def can_write(self, key: str) -> bool:
-        known = self._write.get(key)
-        return self._answer(self._write, key, self._caps.can_write) if known is None else known
+        return self._answer(self._write, key, self._caps.can_write)
 
     def can_emit(self, name: str) -> bool:
-        known = self._emit.get(name)
-        return self._answer(self._emit, name, self._caps.can_emit) if known is None else known
+        return self._answer(self._emit, name, self._caps.can_emit)
 
     def can_update_view(self, component_id: str) -> bool:
         return self._answer(self._view, component_id, self._caps.can_update_view)

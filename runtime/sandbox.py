@@ -26,6 +26,7 @@ Protocol (positional JSON arrays, see guest/glue.js):
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import json
 import json.scanner
@@ -424,6 +425,10 @@ class Sandbox:
         self.memory_limit = memory_limit
         self._store, exports = _instantiate(guest, memory_limit)
         self.calls, memory, stack_pointer = _bind(self._store, exports, guest.stepper)
+        # step(entry, ptr, length): the stepper with this instance's fixed arguments bound.
+        self._call_step = functools.partial(
+            self.calls.call7, "step", image.poll, image.undefined, image.argv_ptr, image.out_ptr
+        )
         self.calls.set_epoch_deadline(SETUP_TICKS)
         current = self.calls.memory_size()
         if image.memory_size > current:
@@ -511,15 +516,12 @@ class Sandbox:
         The I/O buffer, argument vector and out slot sit at fixed addresses inside the
         pristine image, which is never smaller than the memory, so they need no bound checks.
         """
-        image = self.image
         self.size_after_call = None
         if payload is None:
-            reply = self.calls.call7("step", entry, image.poll, image.undefined, image.argv_ptr, image.out_ptr, 0, -1)
+            reply = self._call_step(entry, 0, -1)
         elif len(payload) <= IO_BUFFER_BYTES:
             self._io[: len(payload)] = payload
-            reply = self.calls.call7(
-                "step", entry, image.poll, image.undefined, image.argv_ptr, image.out_ptr, image.io_ptr, len(payload)
-            )
+            reply = self._call_step(entry, self.image.io_ptr, len(payload))
         else:
             reply = self._step_large(entry, payload)
         status = reply & 0xFF
@@ -530,14 +532,13 @@ class Sandbox:
 
     def _step_large(self, entry: int, payload: bytes) -> int:
         calls = self.calls
-        image = self.image
         size = len(payload)
         ptr = calls.call1("qjs_alloc", size)
         if not ptr:
             return STEP_NO_REQUEST | (calls.memory_size() // WASM_PAGE) << 8
         try:
             calls.write(ptr, payload)
-            return calls.call7("step", entry, image.poll, image.undefined, image.argv_ptr, image.out_ptr, ptr, size)
+            return int(self._call_step(entry, ptr, size))
         finally:
             calls.call2("qjs_free", ptr, size)
 

@@ -35,11 +35,12 @@
   (func $with_size (param $status i32) (result i32)
     (i32.or (i32.shl (memory.size) (i32.const 8)) (local.get $status)))
 
-  ;; entry, poll: glue functions; undefined: the `this` value; argv, out: 4-byte slots;
-  ;; ptr/len: the request bytes, or len < 0 to call the entry point without an argument.
+  ;; poll: the glue's poll function; undefined: the `this` value; argv, out: 4-byte slots
+  ;; (these four are the same for every call of an instance); entry: the glue function to
+  ;; call; ptr/len: the request bytes, or len < 0 to call it without an argument.
   (func (export "step")
-    (param $entry i32) (param $poll i32) (param $undefined i32) (param $argv i32) (param $out i32)
-    (param $ptr i32) (param $len i32)
+    (param $poll i32) (param $undefined i32) (param $argv i32) (param $out i32)
+    (param $entry i32) (param $ptr i32) (param $len i32)
     (result i32)
     (local $text i32)
     (local $argc i32)
