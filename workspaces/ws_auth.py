@@ -20,17 +20,24 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
-def raw_token(scope: dict[str, Any]) -> str | None:
+def bearer_token(scope: dict[str, Any]) -> str | None:
     header = _header(scope, b"authorization")
     if header and header.lower().startswith("bearer "):
         return header[7:].strip() or None
+    return None
+
+
+def raw_token(scope: dict[str, Any]) -> str | None:
+    token = bearer_token(scope)
+    if token:
+        return token
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     tokens = query.get("token")
     return tokens[0] if tokens else None
 
 
-@database_sync_to_async
-def _from_token(raw: str) -> Principal | None:
+def principal_from_token(raw: str) -> Principal | None:
+    """The active user a JWT names, with its claims; None for a bad, expired or unknown token."""
     authenticator = JWTAuthentication()
     try:
         validated = authenticator.get_validated_token(raw.encode())
@@ -40,6 +47,9 @@ def _from_token(raw: str) -> Principal | None:
     if not user.is_active:
         return None
     return Principal(user=user, claims=dict(validated.payload))
+
+
+_from_token = database_sync_to_async(principal_from_token)
 
 
 @database_sync_to_async
