@@ -88,14 +88,6 @@ class Panel(models.Model):
     def __str__(self) -> str:
         return f"{self.workspace.slug}/{self.panel_id}"
 
-    @property
-    def group_name(self) -> str:
-        return panel_group_name(self.workspace.slug, self.panel_id)
-
-
-def panel_group_name(workspace_slug: str, panel_id: str) -> str:
-    return f"panel.{workspace_slug}.{panel_id}"
-
 
 class AuditOutcome(models.TextChoices):
     DENIED = "denied", "Denied"
@@ -123,3 +115,30 @@ class AuditRecord(models.Model):
     @classmethod
     def record(cls, **fields: Any) -> AuditRecord:
         return cls.objects.create(**{key: value or "" for key, value in fields.items()})
+
+
+class RunKind(models.TextChoices):
+    TOOL = "tool", "Tool"
+    LIFECYCLE = "lifecycle", "Lifecycle"
+
+
+class PanelRun(models.Model):
+    """One finished handler run of a panel, with its $log lines; the newest few per panel are kept."""
+
+    panel = models.ForeignKey(Panel, on_delete=models.CASCADE, related_name="runs")
+    kind = models.CharField(max_length=16, choices=RunKind.choices)
+    handler = models.CharField(max_length=128, help_text="The tool's name, or the lifecycle event.")
+    actor = models.CharField(max_length=150, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=16)
+    duration_ms = models.FloatField(default=0)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    logs = models.JSONField(default=list, blank=True, help_text="The $log lines: [{level, message}].")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["panel", "-id"], name="panel_run_newest")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.handler}: {self.status}"

@@ -54,11 +54,14 @@ def test_websocket_url_is_wss_behind_https(world: World, owner: Any) -> None:
     assert response.json()["websocket"] == "wss://nexus.example/ws/workspaces/ws/panels/c3/"
 
 
-def test_create_generates_an_id_when_absent(world: World, owner: Any) -> None:
+def test_create_takes_the_nxml_id_when_absent(world: World, owner: Any) -> None:
     response = owner.post(f"{PANELS}/", {"source": TODO}, format="json")
     assert response.status_code == 201
-    assert response.json()["panelId"].startswith("tasks-")
-    assert Panel.objects.filter(panel_id=response.json()["panelId"]).exists()
+    assert response.json()["panelId"] == "tasks"
+    again = owner.post(f"{PANELS}/", {"source": TODO}, format="json")
+    assert again.status_code == 201
+    assert again.json()["panelId"].startswith("tasks-")
+    assert Panel.objects.filter(panel_id=again.json()["panelId"]).exists()
 
 
 def test_create_stores_extension_config(world: World, owner: Any) -> None:
@@ -255,6 +258,15 @@ def test_failing_handler_is_200_with_status_error(world: World, owner: Any) -> N
     assert body["status"] == "error"
     assert body["error"]["code"] == "EXECUTION_ERROR" and "No todo 99" in body["error"]["message"]
     assert body["mutations"] == []
+
+
+def test_failing_handler_answers_the_current_state_version(world: World, owner: Any) -> None:
+    create_panel(world.workspace, TODO, "todo")
+    for _ in range(2):
+        owner.post(f"{PANELS}/todo/tools/remove/", {"args": {"id": 1}}, format="json")
+    body = owner.post(f"{PANELS}/todo/tools/toggle/", {"args": {"id": 99}}, format="json").json()
+    assert body["status"] == "error"
+    assert body["stateVersion"] == Panel.objects.get(panel_id="todo").state_version == 2
 
 
 def test_stopped_panel_refuses_tools(world: World, owner: Any) -> None:

@@ -28,6 +28,7 @@ EXPECTED_OPERATIONS = {
     ("/api/v1/workspaces/{slug}/panels/{panel_id}/", "get"): {"200", "401", "403", "404"},
     ("/api/v1/workspaces/{slug}/panels/{panel_id}/", "delete"): {"204", "401", "403", "404"},
     ("/api/v1/workspaces/{slug}/panels/{panel_id}/state/", "get"): {"200", "401", "403", "404"},
+    ("/api/v1/workspaces/{slug}/panels/{panel_id}/activity/", "get"): {"200", "401", "403", "404"},
     ("/api/v1/workspaces/{slug}/panels/{panel_id}/tools/{tool}/", "post"): {
         "200", "400", "401", "403", "404", "413", "503"},
     ("/panels", "get"): {"200", "401", "403", "404"},

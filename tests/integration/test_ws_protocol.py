@@ -221,10 +221,13 @@ async def test_reconnecting_client_gets_the_current_state(live: Live) -> None:
 
 async def test_handler_error_is_a_result_not_a_crash(live: Live) -> None:
     socket = await live.connect("slow")
+    await send(socket, {"type": "TRIGGER", "tool": "spin", "args": {"ms": 0}, "requestId": "e0"})
+    version = (await receive_until(socket, "RESULT"))["stateVersion"]
     await send(socket, {"type": "TRIGGER", "tool": "fail", "requestId": "e1"})
     result = await receive_until(socket, "RESULT")
     assert result["status"] == "error" and result["error"]["code"] == "EXECUTION_ERROR"
     assert "boom" in result["error"]["message"]
+    assert result["stateVersion"] == version >= 1  # the panel's version, not 0
     await socket.close()
 
 

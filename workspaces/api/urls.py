@@ -4,6 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from workspaces.api import views
+from workspaces.api.activity import PanelActivityViewSet
 
 app_name = "api"
 
@@ -16,6 +17,7 @@ validate = views.PanelViewSet.as_view({"post": "validate"})
 panel = views.PanelViewSet.as_view({"get": "retrieve", "delete": "destroy"})
 state = views.PanelViewSet.as_view({"get": "state"})
 tool = views.PanelViewSet.as_view({"post": "run_tool"})
+panel_activity = PanelActivityViewSet.as_view({"get": "list"})
 
 urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="token"),
@@ -31,4 +33,5 @@ urlpatterns = [
     path("workspaces/<slug:slug>/panels/<str:panel_id>/", panel, name="panel"),
     path("workspaces/<slug:slug>/panels/<str:panel_id>/state/", state, name="panel-state"),
     path("workspaces/<slug:slug>/panels/<str:panel_id>/tools/<str:tool>/", tool, name="panel-tool"),
+    path("workspaces/<slug:slug>/panels/<str:panel_id>/activity/", panel_activity, name="panel-activity"),
 ]

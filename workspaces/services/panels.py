@@ -33,10 +33,10 @@ from runtime import ExecutionContext, ExecutionResult
 from runtime.capabilities import CapabilitySet
 from runtime.errors import RuntimeBusyError
 from runtime.execution import capability_set
-from workspaces.models import AuditOutcome, AuditRecord, Panel, PanelStatus, Workspace
+from workspaces.models import AuditOutcome, AuditRecord, Panel, PanelStatus, RunKind, Workspace
 from workspaces.nxml import NXMLValidationError, PanelDefinition, parse_nxml
+from workspaces.services import activity, panel_rows
 from workspaces.services import extensions as extension_service
-from workspaces.services import panel_rows
 from workspaces.services.publish import commit_message, publish
 from workspaces.services.sandbox import check_syntax, get_runtime
 from workspaces.services.values import describe, matches_type, unstorable_text
@@ -116,6 +116,7 @@ class HandlerRun:
     args: dict[str, Any]
     scope: dict[str, Any] | None
     actor: str
+    kind: str = RunKind.TOOL
 
 
 _executor: ThreadPoolExecutor | None = None
@@ -415,7 +416,7 @@ def _optimistic_segment(run: HandlerRun, step: Step) -> SegmentOutcome | None:
     state, version = _read(run.panel_pk, lock=False)
     result = step(state)
     if result.status == "error":
-        return result, None, result.error
+        return result, _unchanged(state, version), result.error
     try:
         with transaction.atomic():
             return _commit_segment(run, state, version, result)
@@ -429,7 +430,7 @@ def _locked_segment(run: HandlerRun, step: Step) -> SegmentOutcome:
         state, version = _read(run.panel_pk, lock=True)
         result = step(state)
         if result.status == "error":
-            return result, None, result.error
+            return result, _unchanged(state, version), result.error
         return _commit_segment(run, state, version, result)
 
 
@@ -439,8 +440,13 @@ def _commit_segment(run: HandlerRun, state: dict[str, Any], version: int, result
     try:
         commit = _apply(ref, run.definition, state, version, result, capability_set(tuple(run.capabilities)))
     except _SegmentFailed as failed:
-        return result, None, failed.error
+        return result, _unchanged(state, version), failed.error
     return result, commit, None
+
+
+def _unchanged(state: dict[str, Any], version: int) -> Commit:
+    """A failed segment commits nothing: the panel stays at the version it read."""
+    return Commit(state, version)
 
 
 def _context(run: HandlerRun, state: dict[str, Any]) -> ExecutionContext:
@@ -494,21 +500,24 @@ def _segment(run: HandlerRun, resume: dict[str, Any] | None) -> tuple[ExecutionR
 
 async def execute(run: HandlerRun, on_progress: ProgressCallback | None = None) -> Outcome:
     outcome = Outcome()
-    started = time.perf_counter()
+    started_at, started = timezone.now(), time.perf_counter()
     with lifecycle.tracked_execution():
         result, commit, failure = await _segment(run, None)
+        logs = list(result.logs)
         while failure is None and result.status == "suspended":
             outcome.absorb(commit)
             if on_progress is not None:
                 await on_progress(_progress(result, commit))
             resume = await extension_service.perform(run, result.suspension or {})
             result, commit, failure = await _segment(run, resume)
+            logs.extend(result.logs)
+    outcome.absorb(commit)
     if failure is not None:
         outcome.status = "error"
         outcome.error = failure
     else:
-        outcome.absorb(commit)
         outcome.return_value = result.return_value
+    await _record_activity(run, outcome, started_at, (time.perf_counter() - started) * 1000, logs)
     logger.info(
         "handler %s on %s/%s: %s",
         run.handler_name,
@@ -524,6 +533,16 @@ async def execute(run: HandlerRun, on_progress: ProgressCallback | None = None) 
         },
     )
     return outcome
+
+
+@in_worker
+def _record_activity(run: HandlerRun, outcome: Outcome, started_at: Any, duration_ms: float,
+                     logs: list[dict[str, str]]) -> None:
+    activity.record(activity.FinishedRun(
+        panel_pk=run.panel_pk, panel=f"{run.workspace_slug}/{run.panel_id}", kind=run.kind,
+        handler=run.handler_name, actor=run.actor, started_at=started_at, status=outcome.status,
+        duration_ms=duration_ms, error=outcome.error, logs=logs,
+    ))
 
 
 def _progress(result: ExecutionResult, commit: Commit | None) -> dict[str, Any]:
@@ -576,7 +595,8 @@ def check_args(definition: PanelDefinition, tool_name: str, args: Any) -> dict[s
 
 
 def _handler_run(panel: Panel, definition: PanelDefinition, name: str, code: str, caps: list[str],
-                 args: dict[str, Any], scope: dict[str, Any] | None, actor: str) -> HandlerRun:
+                 args: dict[str, Any], scope: dict[str, Any] | None, actor: str,
+                 kind: str = RunKind.TOOL) -> HandlerRun:
     return HandlerRun(
         panel_pk=panel.pk,
         workspace_slug=panel.workspace.slug,
@@ -588,6 +608,7 @@ def _handler_run(panel: Panel, definition: PanelDefinition, name: str, code: str
         args=args,
         scope=scope,
         actor=actor,
+        kind=kind,
     )
 
 
@@ -620,7 +641,8 @@ async def run_lifecycle(panel: Panel, event: str, actor: str = "") -> Outcome | 
     if handler is None:
         return None
     caps = definition.lifecycle_capabilities(event)
-    return await execute(_handler_run(panel, definition, event, handler.code, caps, {}, None, actor))
+    return await execute(_handler_run(panel, definition, event, handler.code, caps, {}, None, actor,
+                                      RunKind.LIFECYCLE))
 
 
 # Paths under /panels/ that are not panels.
@@ -632,16 +654,24 @@ def _new_panel_id(definition: PanelDefinition) -> str:
     return f"{base}-{secrets.token_hex(3)}"
 
 
+def _default_panel_id(workspace: Workspace, definition: PanelDefinition) -> str:
+    """The document's own id while no panel of the workspace has it, else that id with a suffix."""
+    own = definition.id
+    if own and own not in RESERVED_PANEL_IDS and not Panel.objects.filter(workspace=workspace, panel_id=own).exists():
+        return own
+    return _new_panel_id(definition)
+
+
 @in_worker
 def _store_new_panel(workspace: Workspace, source: str, definition: PanelDefinition, panel_id: str | None,
                      extension_config: dict[str, Any]) -> Panel:
-    panel_id = panel_id or _new_panel_id(definition)
     tree = definition.to_dict()
     initial = definition.initial_state()
-    initial.update(compute(definition, initial, sandbox_key(workspace.slug, panel_id)))
+    initial.update(compute(definition, initial, sandbox_key(workspace.slug, panel_id or definition.id or "new")))
     try:
         with transaction.atomic():
             locked = Workspace.objects.select_for_update().get(pk=workspace.pk)
+            panel_id = panel_id or _default_panel_id(locked, definition)
             if Panel.objects.filter(workspace=locked, panel_id=panel_id).exists():
                 raise ServiceError("PANEL_EXISTS", f"Panel '{panel_id}' already exists")
             if Panel.objects.filter(workspace=locked).count() >= locked.panel_limit:
