@@ -35,6 +35,8 @@ METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
 )
 
 METADATA_PROBLEM = "cloud metadata address"
+# The setting that fills DestinationPolicy.private_hosts; named in refusals so they say how to allow a host.
+PRIVATE_HOSTS_SETTING = "HTTP_ALLOWED_PRIVATE_HOSTS"
 
 _RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 _SHARED_SPACE = ipaddress.ip_network("100.64.0.0/10")
@@ -230,7 +232,10 @@ class DestinationPolicy:
             return
         if name in self.private_hosts and problem != METADATA_PROBLEM:
             return
-        raise DestinationRefused(name, problem if is_literal else f"resolves to a {problem}")
+        reason = problem if is_literal else f"resolves to a {problem}"
+        if problem != METADATA_PROBLEM:
+            reason += f"; to allow it, add {name} to {PRIVATE_HOSTS_SETTING}"
+        raise DestinationRefused(name, reason)
 
 
 class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):

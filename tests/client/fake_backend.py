@@ -458,8 +458,7 @@ HARNESS_PAGE = """<!doctype html>
 <body class="nx-page">
 <div id="nexus-panel-root"></div>
 <script type="application/json" id="nexus-panel-data">{data}</script>
-<script src="/static/workspaces/evaluator.js"></script>
-<script src="/static/workspaces/panel.js"></script>
+<script type="module" src="/static/workspaces/panel.js"></script>
 </body>
 </html>
 """
@@ -516,8 +515,9 @@ class HarnessSite:
     def respond(self, handler: BaseHTTPRequestHandler) -> None:
         path = handler.path.split("?", 1)[0]
         if path.startswith("/static/workspaces/"):
-            target = self.static_dir / path.rsplit("/", 1)[-1]
-            if target.suffix in CONTENT_TYPES and target.is_file():
+            target = (self.static_dir / path[len("/static/workspaces/"):]).resolve()
+            inside = target.is_relative_to(self.static_dir.resolve())
+            if inside and target.suffix in CONTENT_TYPES and target.is_file():
                 self.send(handler, HTTPStatus.OK, target.read_bytes(), CONTENT_TYPES[target.suffix])
                 return
         elif path.startswith("/harness/") and path[9:] in self.pages:

@@ -209,7 +209,8 @@ async def test_without_a_tight_cap_the_calls_overlap(server, make_http):
 
 
 async def test_loopback_without_allowance_is_refused(server, make_http):
-    with pytest.raises(ExtensionDenied, match=r"^HTTP request to 127\.0\.0\.1 refused: loopback address$"):
+    refusal = "HTTP request to 127.0.0.1 refused: loopback address; to allow it, add 127.0.0.1 to HTTP_ALLOWED_PRIVATE_HOSTS"
+    with pytest.raises(ExtensionDenied, match=f"^{re.escape(refusal)}$"):
         await call(make_http(allowed_private_hosts=""), "get", f"{server.base}/json")
     assert server.requests == []
 
@@ -217,7 +218,8 @@ async def test_loopback_without_allowance_is_refused(server, make_http):
 async def test_localhost_resolving_to_loopback_is_refused(server, make_http, lookups):
     ext = make_http()  # only the literal 127.0.0.1 is allowed
     with pytest.raises(
-        ExtensionDenied, match=re.escape("HTTP request to localhost refused: resolves to a loopback address")
+        ExtensionDenied, match=re.escape("HTTP request to localhost refused: resolves to a loopback address; "
+                                         "to allow it, add localhost to HTTP_ALLOWED_PRIVATE_HOSTS")
     ):
         await call(ext, "get", f"http://localhost:{server.port}/json")
     assert lookups == ["localhost"]  # refused after resolving, not by name
@@ -251,7 +253,9 @@ async def test_localhost_allowed_by_name_connects(server, make_http):
 async def test_non_public_literals_are_refused(make_http, url, reason):
     with pytest.raises(ExtensionDenied) as info:
         await call(make_http(), "get", url)
-    assert str(info.value) == f"HTTP request to {reason}"
+    host = reason.split(" ", 1)[0]
+    allowance = "" if "metadata" in reason else f"; to allow it, add {host} to HTTP_ALLOWED_PRIVATE_HOSTS"
+    assert str(info.value) == f"HTTP request to {reason}{allowance}"
 
 
 async def test_name_resolving_to_private_address_is_refused_before_connecting(server, make_http):

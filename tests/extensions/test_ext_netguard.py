@@ -101,7 +101,7 @@ async def test_policy_checks_every_answer():
     assert await policy.resolve("good.test", 443) == ["8.8.8.8", "2606:4700:4700::1111"]
     with pytest.raises(DestinationRefused) as info:
         await policy.resolve("bad.test", 443)
-    assert info.value.reason == "resolves to a private address"
+    assert info.value.reason == "resolves to a private address; to allow it, add bad.test to HTTP_ALLOWED_PRIVATE_HOSTS"
 
 
 async def test_policy_rejects_garbage_from_the_resolver_and_empty_answers():

@@ -490,6 +490,19 @@ def test_xml_errors_are_located() -> None:
     assert (error.line, error.column) == (3, 3)
 
 
+@pytest.mark.parametrize("code", ["if ($state.n < 10) $state.n++;", "if ($state.a && $state.b) return;"])
+def test_markup_characters_in_a_handler_say_how_to_escape_them(code: str) -> None:
+    source = f'<NexusPanel title="t"><Logic><Tool name="x"><Handler>{code}</Handler></Tool></Logic></NexusPanel>'
+    message = only(source, "XML_SYNTAX").message
+    assert message.startswith("XML is not well formed: not well-formed (invalid token); ")
+    assert "wrap the handler in <![CDATA[ … ]]> or write &lt;" in message
+
+
+def test_markup_errors_outside_handlers_have_no_handler_hint() -> None:
+    source = '<NexusPanel title="t"><Logic><Tool name="x"><Handler>ok</Handler></Tool></Logic><View></NexusPanel>'
+    assert "CDATA" not in only(source, "XML_SYNTAX").message
+
+
 def test_doctype_is_located_at_its_start() -> None:
     source = '<?xml version="1.0"?>\n<!DOCTYPE x [<!ENTITY a "b">]>\n<NexusPanel title="&a;" />'
     assert (only(source, "FORBIDDEN_XML").line, only(source, "FORBIDDEN_XML").column) == (2, 1)

@@ -25,6 +25,9 @@ MAX_ELEMENTS = 2000
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _TAG_NAME = re.compile(r"<[^\s/>]+")
+_HANDLER_START = re.compile(r"<Handler[\s>]")
+# A handler's JavaScript is XML text: '<' and '&' must be escaped or sit in a CDATA section.
+HANDLER_ESCAPE_HINT = "wrap the handler in <![CDATA[ … ]]> or write &lt; for < and &amp; for &"
 _ATTRIBUTE = re.compile(r"""\s*([^\s=/>]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
 
@@ -210,12 +213,20 @@ def read_xml(text: str) -> tuple[RawElement, SourceMap]:
         ) from None
     except SAXParseException as exc:
         line, column = exc.getLineNumber() or 1, (exc.getColumnNumber() or 0) + 1
-        raise XMLRejected(
-            NXMLError(codes.XML_SYNTAX, f"XML is not well formed: {exc.getMessage()}", line, column)
-        ) from None
+        message = f"XML is not well formed: {exc.getMessage()}"
+        if _inside_handler(text, source.offset(line, column)):
+            message += f"; {HANDLER_ESCAPE_HINT}"
+        raise XMLRejected(NXMLError(codes.XML_SYNTAX, message, line, column)) from None
     if builder.root is None:
         raise XMLRejected(NXMLError(codes.XML_SYNTAX, "XML is not well formed: no element found", 1, 1))
     return builder.root, source
+
+
+def _inside_handler(text: str, offset: int) -> bool:
+    """Whether ``offset`` lies in the text of a <Handler> that is still open there."""
+    before = text[:offset]
+    opened = max((match.start() for match in _HANDLER_START.finditer(before)), default=-1)
+    return opened >= 0 and before.find("</Handler", opened) < 0
 
 
 def value_position(source: SourceMap, span: AttributeSpan | None, index: int) -> tuple[int, int] | None:
