@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth import authenticate
+from asgiref.sync import async_to_sync
+from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command, load_command_class
 from django.core.management.base import CommandError
 from rest_framework_simplejwt.tokens import AccessToken
 
 from tests.api.conftest import COUNTER, SAMPLES
 from workspaces.models import Membership, Panel, PanelStatus
+from workspaces.services.panels import update_source
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "nxml"
 LOCATED = re.compile(r"^(?P<file>.+\.nxml):(?P<line>\d+):(?P<col>\d+): (?P<code>[A-Z_]+) .+$")
@@ -188,10 +190,39 @@ def test_demo_is_complete_and_idempotent(transactional_db: None, monkeypatch: An
     assert panels["todo"].title == "Tasks"
 
     again, _ = run("nexus_demo")
-    assert again.count("up to date") == 3
+    assert again.count("exists, left as it is (status running)") == 3
     assert {p.panel_id: p.pk for p in Panel.objects.filter(workspace__slug="demo")} == {
         k: p.pk for k, p in panels.items()
     }
+
+
+def test_demo_run_again_leaves_what_exists(transactional_db: None, monkeypatch: Any) -> None:
+    monkeypatch.delenv("NEXUS_DEMO_PASSWORD", raising=False)
+    run("nexus_demo")
+    user = get_user_model().objects.get(username="demo")
+    user.set_password("changed-by-the-user")
+    user.save()
+    edited = COUNTER.replace('title="Counter"', 'title="My counter"')
+    counter = Panel.objects.select_related("workspace").get(panel_id="counter")
+    async_to_sync(update_source)(counter, edited)
+    Panel.objects.get(panel_id="todo").delete()
+
+    monkeypatch.setenv("NEXUS_DEMO_PASSWORD", "another-one")
+    out, _ = run("nexus_demo", "--base-url", "http://127.0.0.1:3999")
+    assert "panel todo: created" in out and "panel counter: exists, left as it is" in out
+    assert "its extensions are" in out  # the monitor still points at the first base URL
+    assert "Password: unchanged" in out and "another-one" not in out
+    assert authenticate(username="demo", password="changed-by-the-user") is not None
+    assert Panel.objects.get(panel_id="counter").source == edited
+
+    out, _ = run("nexus_demo", "--reset-password")
+    assert "Password: another-one" in out
+    assert authenticate(username="demo", password="another-one") is not None
+
+
+def test_demo_help_says_what_a_second_run_does() -> None:
+    help_text = load_command_class("workspaces", "nexus_demo").help
+    assert "creates only what is missing" in help_text and "keeps its password" in help_text
 
 
 def test_demo_password_from_environment(transactional_db: None, monkeypatch: Any) -> None:

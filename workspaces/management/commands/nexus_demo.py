@@ -1,8 +1,9 @@
-"""Set up a demo: user, workspace and the three sample panels. Safe to run again and again."""
+"""Set up a demo: user, workspace and the three sample panels. Running it again adds only what is missing."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from workspaces.models import Membership, Panel, PanelStatus, Role, Workspace
+from workspaces.models import Membership, Panel, Role, Workspace
 from workspaces.services import panels as panel_service
 from workspaces.services.panels import ServiceError
 from workspaces.services.tokens import mint_access
@@ -64,65 +65,65 @@ class Command(BaseCommand):
         f"Create (or bring up to date) the demo: user '{DEMO_USER}' (password from ${PASSWORD_ENV}, "
         f"default '{DEFAULT_PASSWORD}'), workspace '{DEMO_WORKSPACE}' owned by it, and the sample "
         "panels counter, monitor and todo. The monitor's http extension points at this server. "
-        "Prints the login URL, the credentials and a fresh access token. Running it again changes "
-        "nothing but the password and the token."
+        "Prints the login URL, the credentials and a fresh access token. Running it again creates "
+        "only what is missing: an existing user keeps its password (unless --reset-password), "
+        "existing panels keep their NXML, state and extension settings."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--base-url", metavar="URL",
                             help="Where this server is reached (default: http://127.0.0.1:HTTP_PORT).")
+        parser.add_argument("--reset-password", action="store_true",
+                            help=f"Set the demo user's password again (from ${PASSWORD_ENV}, default "
+                                 f"'{DEFAULT_PASSWORD}') even if the user exists.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         base_url = (options.get("base_url") or default_base_url()).rstrip("/")
         password = os.environ.get(PASSWORD_ENV) or DEFAULT_PASSWORD
-        user, workspace = self.ensure_owner(password)
+        user, workspace, password_set = self.ensure_owner(password, reset=bool(options.get("reset_password")))
         for demo in DEMO_PANELS:
             self.stdout.write(f"panel {demo.panel_id}: {self.ensure_panel(workspace, demo, base_url)}")
         token = mint_access(user, workspace.slug)
         self.stdout.write(self.style.SUCCESS("Nexus demo is ready."))
         self.stdout.write(f"  Login:    {base_url}/accounts/login/?next=/workspaces/{workspace.slug}/")
         self.stdout.write(f"  Username: {DEMO_USER}")
-        self.stdout.write(f"  Password: {password}")
+        if password_set:
+            self.stdout.write(f"  Password: {password}")
+        else:
+            self.stdout.write("  Password: unchanged (the user existed; --reset-password sets it again)")
         self.stdout.write(f"  Token:    {token}")
         host = urlsplit(base_url).hostname or ""
         if is_private_host(host) and host not in settings.NEXUS.HTTP_ALLOWED_PRIVATE_HOSTS:
             self.stdout.write(f"  Note:     the monitor reaches {host} only with HTTP_ALLOWED_PRIVATE_HOSTS={host}")
 
     @transaction.atomic
-    def ensure_owner(self, password: str) -> tuple[Any, Workspace]:
-        user, _ = get_user_model().objects.get_or_create(username=DEMO_USER)
-        user.set_password(password)
-        user.is_active = True
-        user.save()
+    def ensure_owner(self, password: str, reset: bool) -> tuple[Any, Workspace, bool]:
+        """The demo user, workspace and membership; True when the password was set now."""
+        user, created = get_user_model().objects.get_or_create(username=DEMO_USER)
+        if created or reset:
+            user.set_password(password)
+            user.save()
         workspace, _ = Workspace.objects.get_or_create(slug=DEMO_WORKSPACE, defaults={"name": "Demo"})
         if workspace.panel_limit < len(DEMO_PANELS):
             workspace.max_panels = len(DEMO_PANELS)
             workspace.save(update_fields=["max_panels", "updated_at"])
-        Membership.objects.update_or_create(user=user, workspace=workspace, defaults={"role": Role.OWNER})
-        return user, workspace
+        Membership.objects.get_or_create(user=user, workspace=workspace, defaults={"role": Role.OWNER})
+        return user, workspace, created or reset
 
     def ensure_panel(self, workspace: Workspace, demo: DemoPanel, base_url: str) -> str:
         source = (FIXTURES / demo.filename).read_text(encoding="utf-8")
         config = demo.extension_config(base_url)
         panel = Panel.objects.select_related("workspace").filter(workspace=workspace, panel_id=demo.panel_id).first()
+        if panel is not None:
+            note = f"exists, left as it is (status {panel.status})"
+            if panel.extension_config != config:
+                note += f"; its extensions are {json.dumps(panel.extension_config)}, delete the panel to renew them"
+            return note
         try:
-            if panel is not None and panel.extension_config != config:
-                # The config is fixed at creation; a panel pointing elsewhere is made anew.
-                async_to_sync(panel_service.delete_panel)(panel, "nexus_demo")
-                panel = None
-            if panel is None:
-                created, outcome = async_to_sync(panel_service.create_panel)(
-                    workspace, source, panel_id=demo.panel_id, extension_config=config, actor="nexus_demo"
-                )
-                failed = outcome is not None and outcome.status == "error"
-                return f"created, status {created.status}" + (" (mount failed)" if failed else "")
-            changes = []
-            if panel.source != source:
-                async_to_sync(panel_service.update_source)(panel, source)
-                changes.append("NXML updated")
-            if panel.status != PanelStatus.RUNNING:
-                async_to_sync(panel_service.mount)(panel, "nexus_demo")
-                changes.append("re-mounted")
-            return ", ".join(changes) or "up to date"
+            created, outcome = async_to_sync(panel_service.create_panel)(
+                workspace, source, panel_id=demo.panel_id, extension_config=config, actor="nexus_demo"
+            )
         except ServiceError as exc:
             raise CommandError(f"panel {demo.panel_id}: {exc.code} {exc.message}") from None
+        failed = outcome is not None and outcome.status == "error"
+        return f"created, status {created.status}" + (" (mount failed)" if failed else "")
