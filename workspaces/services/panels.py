@@ -35,7 +35,7 @@ from runtime.errors import RuntimeBusyError
 from runtime.execution import capability_set
 from workspaces.models import AuditOutcome, AuditRecord, Panel, PanelStatus, RunKind, Workspace
 from workspaces.nxml import NXMLValidationError, PanelDefinition, parse_nxml
-from workspaces.services import activity, panel_rows
+from workspaces.services import activity, catalog, panel_rows
 from workspaces.services import extensions as extension_service
 from workspaces.services.publish import commit_message, publish
 from workspaces.services.sandbox import check_syntax, get_runtime
@@ -696,8 +696,9 @@ def _set_status(panel: Panel, status: str, error: dict[str, Any] | None = None) 
 
 
 def announce_change(panel: Panel) -> None:
-    """Tell the panel's consumers to reload it (its status or definition changed)."""
+    """Tell the panel's consumers to reload it (its status or definition changed), and its workspace's listers."""
     publish(panel.workspace.slug, panel.panel_id, {"type": "panel.changed"})
+    catalog.announce(panel.workspace.slug, panel.panel_id)
 
 
 @in_worker
@@ -793,6 +794,7 @@ async def delete_panel(panel: Panel, actor: str = "") -> None:
     from workspaces.services.publish import apublish
 
     await apublish(panel.workspace.slug, panel.panel_id, {"type": "panel.deleted"})
+    await catalog.aannounce(panel.workspace.slug, panel.panel_id)
 
 
 @in_worker
