@@ -37,6 +37,7 @@ export class LifecycleBar {
     this.el.hidden = this.running;
     this.el.className = 'nx-lifecycle nx-lifecycle--' + this.status;
     this.el.setAttribute('data-status', this.status);
+    this.el.setAttribute('role', this.status === 'error' ? 'alert' : 'status');
     const stopped = this.status === 'stopped';
     setText(this.text, stopped ? 'This panel is stopped; its tools are off until it is started.'
       : this.status === 'error' ? 'This panel did not start: its mount handler failed.'
