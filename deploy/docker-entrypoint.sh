@@ -5,8 +5,9 @@
 #   serve [ARGS]              same, passing ARGS to nexus_serve
 #   migrate [ARGS]            `manage.py migrate --noinput`; run once per release (Job, compose
 #                             one-shot), never from every replica
-#   wait-for-migrations       return once the schema is current; gives up after
-#                             NEXUS_MIGRATION_WAIT_SECONDS (default 300) with the last error
+#   wait-for-migrations       return once the schema is current, logging the unapplied
+#                             migrations while it waits; gives up after
+#                             NEXUS_MIGRATION_WAIT_SECONDS (default 300) naming them
 #   check                     the start-up checks alone
 #   anything else             executed as given; a command line that runs nexus_serve gets
 #                             the start-up checks first
@@ -47,6 +48,16 @@ whole_seconds() {
     esac
 }
 
+# What is still to be applied: the unticked lines of `showmigrations --plan`, or, when
+# that fails too (database unreachable), its error.
+unapplied_migrations() {
+    if plan=$(python manage.py showmigrations --plan 2>&1); then
+        printf '%s\n' "$plan" | sed -n 's/^\[ \] *//p'
+    else
+        printf '%s\n' "$plan"
+    fi
+}
+
 wait_for_migrations() {
     limit="${NEXUS_MIGRATION_WAIT_SECONDS:-300}"
     pause="${NEXUS_MIGRATION_POLL_SECONDS:-5}"
@@ -54,16 +65,17 @@ wait_for_migrations() {
     whole_seconds NEXUS_MIGRATION_POLL_SECONDS "$pause"
     started=$(date +%s)
     while :; do
-        if output=$(python manage.py migrate --check 2>&1); then
+        if python manage.py migrate --check >/dev/null 2>&1; then
             log "database schema is current"
             return 0
         fi
+        pending=$(unapplied_migrations)
         if [ $(($(date +%s) - started)) -ge "$limit" ]; then
-            log "schema still not current after ${limit}s; last answer of 'migrate --check':"
-            printf '%s\n' "$output" >&2
+            log "schema still not current after ${limit}s; unapplied migrations (is this release's nexus-migrate Job running?):"
+            printf '%s\n' "$pending" >&2
             exit 1
         fi
-        log "waiting for migrations to be applied (checking again in ${pause}s)"
+        log "waiting for migrations to be applied (checking again in ${pause}s): $(printf '%s' "$pending" | tr '\n' ' ')"
         sleep "$pause"
     done
 }

@@ -1,8 +1,9 @@
 """Admin console: workspaces with their members, panels with service-backed actions, the audit trail.
 
 Every change to a panel goes through ``workspaces.services.panels`` (creation, NXML edits,
-deletion and the actions), so the console behaves like the API: mount and unmount run,
-Computed keys are recomputed and connected clients see the change.
+deletion and the actions), and every change to a workspace or its members through
+``workspaces.services.workspaces``, so the console behaves like the API: mount and unmount run,
+Computed keys are recomputed, a workspace keeps an owner and connected clients see the change.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import csrf_protect_m
 from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.html import format_html
 
-from workspaces.models import AuditRecord, Membership, Panel, Workspace
+from workspaces.models import AuditRecord, Membership, Panel, Role, Workspace
 from workspaces.services import panels as panel_service
+from workspaces.services import workspaces as workspace_service
 from workspaces.services.panels import ServiceError
 
 
@@ -46,14 +49,77 @@ def pretty_json(value: Any) -> str:
 # ---------------------------------------------------------------- workspaces
 
 
+class MembershipFormSet(BaseInlineFormSet):
+    """Refuses, before anything is saved, a change that would leave the workspace without an owner."""
+
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors) or self.instance.pk is None:
+            return
+        had_owner = Membership.objects.filter(workspace=self.instance, role=Role.OWNER).exists()
+        keeps_owner = any(
+            form.cleaned_data.get("role") == Role.OWNER
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        )
+        if had_owner and not keeps_owner:
+            raise forms.ValidationError(workspace_service.LAST_OWNER)
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
+    formset = MembershipFormSet
     extra = 1
     autocomplete_fields = ["user"]
 
 
+def save_memberships(workspace: Workspace, formset: BaseInlineFormSet) -> None:
+    """Apply the inline's rows through the service: additions, then role changes, then removals.
+
+    That order (and promotions before demotions) lets one save hand the owner role over.
+    """
+    formset.save(commit=False)
+    for member in formset.new_objects:
+        member.pk = workspace_service.add_member(workspace, member.user, member.role).pk
+    changes = sorted(formset.changed_objects, key=lambda change: change[0].role != Role.OWNER)
+    for member, changed_fields in changes:
+        if "user" in changed_fields:  # the row now names someone else: add them, remove the other
+            previous = Membership.objects.select_related("user").get(pk=member.pk)
+            member.pk = workspace_service.add_member(workspace, member.user, member.role).pk
+            workspace_service.remove_member(workspace, previous.user)
+        else:
+            workspace_service.change_role(workspace, member.user, member.role)
+    for member in formset.deleted_objects:
+        workspace_service.remove_member(workspace, member.user)
+
+
+class ServiceDeletes(admin.ModelAdmin):
+    """Deletes run without Django's outer transaction: the service commits in its own workers.
+
+    Those workers use their own connections; on SQLite an outer transaction would hold the
+    write lock they wait for, so the service's transactions are the ones that matter.
+    """
+
+    @csrf_protect_m
+    def delete_view(self, request: HttpRequest, object_id: str,
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return self._delete_view(request, object_id, extra_context)  # type: ignore[attr-defined, no-any-return]
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
+def refused(admin_site: admin.ModelAdmin, request: HttpRequest, exc: ServiceError) -> SaveRefused:
+    """Tell the user why the service refused a save the form had accepted (a race, a rule)."""
+    admin_site.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
+    return SaveRefused(exc.message)
+
+
 @admin.register(Workspace)
-class WorkspaceAdmin(admin.ModelAdmin):
+class WorkspaceAdmin(ServiceDeletes):
+    """Limits (max_panels) are edited here, by staff; the REST API shows them read-only."""
+
     list_display = ["slug", "name", "max_panels", "panel_count", "created_at"]
     search_fields = ["slug", "name"]
     prepopulated_fields = {"slug": ["name"]}
@@ -63,6 +129,40 @@ class WorkspaceAdmin(admin.ModelAdmin):
     @admin.display(description="Panels")
     def panel_count(self, workspace: Workspace) -> int:
         return workspace.panels.count()
+
+    def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
+                        extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        try:  # Django's atomic view: a refused membership change rolls the whole save back
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except SaveRefused:
+            return HttpResponseRedirect(request.get_full_path())
+
+    def save_model(self, request: HttpRequest, obj: Workspace, form: forms.ModelForm, change: bool) -> None:
+        try:
+            if change:
+                fields = {name: getattr(obj, name) for name in form.changed_data}
+                saved = workspace_service.update_workspace(obj, **fields) if fields else obj
+            else:
+                saved = workspace_service.create_workspace(obj.slug, obj.name, max_panels=obj.max_panels)
+                if obj.settings:
+                    saved = workspace_service.update_workspace(saved, settings=obj.settings)
+        except ServiceError as exc:
+            raise refused(self, request, exc) from exc
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+        obj._state.adding = False
+
+    def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
+        if formset.model is not Membership:
+            super().save_formset(request, form, formset, change)
+            return
+        try:
+            save_memberships(form.instance, formset)
+        except ServiceError as exc:
+            raise refused(self, request, exc) from exc
+
+    def delete_model(self, request: HttpRequest, obj: Workspace) -> None:
+        run_service(workspace_service.delete_workspace, obj, request.user.get_username())
 
 
 # ---------------------------------------------------------------- panels
@@ -100,7 +200,7 @@ class PanelForm(forms.ModelForm):
 
 
 @admin.register(Panel)
-class PanelAdmin(admin.ModelAdmin):
+class PanelAdmin(ServiceDeletes):
     form = PanelForm
     list_display = ["panel_id", "workspace", "title", "status", "state_version", "last_activity"]
     list_filter = ["workspace", "status"]
@@ -137,12 +237,7 @@ class PanelAdmin(admin.ModelAdmin):
     def pretty_extension_config(self, panel: Panel) -> str:
         return pretty_json(panel.extension_config)
 
-    # -- saving and deleting through the service
-    #
-    # Django's admin wraps saves and deletes in one transaction. The service commits in its own
-    # worker threads (own connections), and on SQLite that outer transaction would hold the
-    # write lock the workers wait for, so these views run without it: the service's
-    # transactions are the ones that matter.
+    # -- saving and deleting through the service, without Django's outer transaction (see ServiceDeletes)
 
     @csrf_protect_m
     def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
@@ -154,11 +249,6 @@ class PanelAdmin(admin.ModelAdmin):
             )
         except SaveRefused:
             return HttpResponseRedirect(request.get_full_path())
-
-    @csrf_protect_m
-    def delete_view(self, request: HttpRequest, object_id: str,
-                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        return self._delete_view(request, object_id, extra_context)  # type: ignore[attr-defined, no-any-return]
 
     def save_model(self, request: HttpRequest, obj: Panel, form: forms.ModelForm, change: bool) -> None:
         actor = request.user.get_username()
@@ -174,8 +264,7 @@ class PanelAdmin(admin.ModelAdmin):
             )
         except ServiceError as exc:
             # The form checked everything it could; this is a race (same id, limit reached).
-            self.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
-            raise SaveRefused from exc
+            raise refused(self, request, exc) from exc
         obj.pk = panel.pk
         obj.refresh_from_db()
         if outcome is not None and outcome.status == "error":
@@ -187,8 +276,7 @@ class PanelAdmin(admin.ModelAdmin):
         run_service(panel_service.delete_panel, obj, request.user.get_username())
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Panel]) -> None:
-        for panel in queryset.select_related("workspace"):
-            self.delete_model(request, panel)
+        super().delete_queryset(request, queryset.select_related("workspace"))
 
     # -- actions
 
@@ -279,3 +367,4 @@ class AuditRecordAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: AuditRecord | None = None) -> bool:
         return False
+

@@ -18,10 +18,11 @@ from nexus.logging import request_id_var
 from runtime import metrics
 from workspaces import access
 from workspaces.access import AccessDenied, Principal
-from workspaces.models import Panel, Workspace, panel_group_name
+from workspaces.models import Panel, Workspace
 from workspaces.services import panels as panel_service
 from workspaces.services import presence
 from workspaces.services.panels import ServiceError
+from workspaces.services.publish import panel_group_name, workspace_group_name
 from workspaces.ws_auth import authenticate
 
 logger = logging.getLogger("nexus.ws")
@@ -35,6 +36,8 @@ CLOSE_TRY_AGAIN_LATER = 1013
 ACCESS_RECHECK_S = 10.0
 REORDER_WAIT_S = 0.5
 CLOSE_CODES = {401: CLOSE_UNAUTHENTICATED, 403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND}
+# Tasks that only watch the socket (no client request in them): cancelled when it closes.
+WATCHER_TASKS = ("_heartbeat", "_expire")
 
 
 class ProtocolError(Exception):
@@ -94,6 +97,8 @@ class PanelConsumer(AsyncWebsocketConsumer):
         self.pending: dict[int, list[dict[str, Any]]] = {}
         self.flush_timer: asyncio.TimerHandle | None = None
         self.last_seen = time.monotonic()
+        self.groups_joined: list[str] = []
+        self.revoked = False
         try:
             self.principal = await authenticate(self.scope)
             if self.principal is None:
@@ -108,10 +113,12 @@ class PanelConsumer(AsyncWebsocketConsumer):
             await self.close(CLOSE_TRY_AGAIN_LATER)
             return
         self.group = panel_group_name(self.panel.workspace.slug, self.panel.panel_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self._join(self.group, workspace_group_name(self.panel.workspace.pk))
         await asyncio.to_thread(presence.joined, self.panel.workspace.slug, self.panel.panel_id)
         _connections_gauge(1)
-        self.panel = await load_checked(self.principal, self.panel.pk, None)  # after joining: nothing slips by
+        # Checked again after joining: a deletion or revocation committed meanwhile is not missed.
+        if not await self._recheck_access():
+            return
         self.version = self.panel.state_version
         await self.send_json(
             {
@@ -123,6 +130,33 @@ class PanelConsumer(AsyncWebsocketConsumer):
             }
         )
         self._spawn(self._heartbeat())
+        expires_at = self.principal.claims.get("exp")
+        if isinstance(expires_at, int | float):
+            self._spawn(self._expire(float(expires_at)))
+
+    async def _join(self, *groups: str) -> None:
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.append(group)
+
+    async def _recheck_access(self) -> bool:
+        """Reload the panel with a fresh access check; close the socket (False) when refused."""
+        assert self.panel is not None and self.principal is not None
+        try:
+            self.panel = await load_checked(self.principal, self.panel.pk, access.PANEL_READ)
+        except Panel.DoesNotExist:
+            await self._close_for(CLOSE_NOT_FOUND)
+            return False
+        except AccessDenied:
+            await self._close_for(CLOSE_FORBIDDEN)
+            return False
+        self.granted.clear()  # every other permission is checked again on its next use
+        return True
+
+    async def _close_for(self, code: int) -> None:
+        """Close for good: frames and commits still in flight are not served any more."""
+        self.revoked = True
+        await self.close(code)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its per-message database clean-up.
@@ -151,10 +185,11 @@ class PanelConsumer(AsyncWebsocketConsumer):
         if timer is not None:
             timer.cancel()
         for task in list(getattr(self, "tasks", ())):
-            if not task.done() and task.get_name() == "heartbeat":
+            if not task.done() and task.get_name() == "watcher":
                 task.cancel()
+        for group in getattr(self, "groups_joined", ()):
+            await self.channel_layer.group_discard(group, self.channel_name)
         if getattr(self, "group", None) and self.panel is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
             await asyncio.to_thread(presence.left, self.panel.workspace.slug, self.panel.panel_id)
             _connections_gauge(-1)
 
@@ -298,6 +333,8 @@ class PanelConsumer(AsyncWebsocketConsumer):
             self.flush_timer = None
 
     async def _deliver(self, message: dict[str, Any]) -> None:
+        if self.revoked:
+            return
         if message["mutations"]:
             self.version = message["stateVersion"]
             mutations = [m for m in message["mutations"] if self.keys is None or m["key"] in self.keys]
@@ -316,7 +353,15 @@ class PanelConsumer(AsyncWebsocketConsumer):
             self.panel = await load_checked(self.principal, self.panel.pk, None)
 
     async def panel_deleted(self, message: dict[str, Any]) -> None:
-        await self.close(CLOSE_NOT_FOUND)
+        await self._close_for(CLOSE_NOT_FOUND)
+
+    async def access_changed(self, message: dict[str, Any]) -> None:
+        """A membership of this workspace changed: check this socket's access again at once."""
+        user = message.get("user")
+        if self.panel is None or self.principal is None or self.revoked:
+            return
+        if user is None or user == getattr(self.principal.user, "pk", None):
+            await self._recheck_access()
 
     async def server_shutdown(self, message: dict[str, Any]) -> None:
         await self.close(CLOSE_GOING_AWAY)
@@ -331,6 +376,8 @@ class PanelConsumer(AsyncWebsocketConsumer):
         ``panel.changed``, which reloads it.
         """
         assert self.panel is not None and self.principal is not None
+        if self.revoked:
+            raise AccessDenied(403, "FORBIDDEN", "Access to this panel ended; the socket is closing")
         now = time.monotonic()
         if self.granted.get(permission, 0.0) <= now:
             self.panel = await load_checked(self.principal, self.panel.pk, permission)
@@ -348,7 +395,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         await self.send_json(frame)
 
     def _spawn(self, coroutine: Any) -> None:
-        name = "heartbeat" if coroutine.__name__ == "_heartbeat" else "work"
+        name = "watcher" if coroutine.__name__ in WATCHER_TASKS else "work"
         task = asyncio.ensure_future(coroutine)
         task.set_name(name)
         self.tasks.add(task)
@@ -362,6 +409,11 @@ class PanelConsumer(AsyncWebsocketConsumer):
                 await self.close(CLOSE_HEARTBEAT)
                 return
             await self.send_json({"type": "PING"})
+
+    async def _expire(self, expires_at: float) -> None:
+        """A socket opened with a JWT closes when the token expires (4401: reconnect with a fresh one)."""
+        await asyncio.sleep(max(0.0, expires_at - time.time()))
+        await self._close_for(CLOSE_UNAUTHENTICATED)
 
 
 def _connections_gauge(delta: int) -> None:

