@@ -67,19 +67,31 @@ def test_unknown_workspace_is_404_like_a_foreign_one(world: World, api_client_fo
     assert_error(api_client_for(world.outsider).get(f"{API}/ws/"), 404, "NOT_FOUND")
 
 
-def test_patch_renames_and_sets_the_panel_limit(world: World, api_client_for: Any) -> None:
+def test_patch_renames(world: World, api_client_for: Any) -> None:
     client = api_client_for(world.owner)
-    response = client.patch(f"{API}/ws/", {"name": "Renamed", "maxPanels": 3, "slug": "ignored"}, format="json")
+    response = client.patch(f"{API}/ws/", {"name": "Renamed", "slug": "ignored"}, format="json")
     assert response.status_code == 200
-    assert (response.json()["name"], response.json()["maxPanels"], response.json()["slug"]) == ("Renamed", 3, "ws")
-    response = client.patch(f"{API}/ws/", {"maxPanels": None}, format="json")
-    assert response.json()["maxPanels"] == 10
-    assert Workspace.objects.get(slug="ws").max_panels is None
+    assert (response.json()["name"], response.json()["maxPanels"], response.json()["slug"]) == ("Renamed", 10, "ws")
+
+
+@pytest.mark.parametrize("limit", [100_000, 3, None, "many"])
+def test_owners_cannot_change_the_panel_limit(world: World, api_client_for: Any, limit: Any) -> None:
+    """Limits are staff settings (admin console): an owner's attempt is a clear 400, and nothing changes."""
+    Workspace.objects.filter(slug="ws").update(max_panels=5)
+    client = api_client_for(world.owner)
+    response = client.patch(f"{API}/ws/", {"name": "Renamed", "maxPanels": limit}, format="json")
+    error = assert_error(response, 400, "INVALID_REQUEST")
+    assert "admin console" in error["message"]
+    created = client.post(f"{API}/", {"slug": "big", "name": "Big", "maxPanels": limit}, format="json")
+    assert_error(created, 400, "INVALID_REQUEST")
+    workspace = Workspace.objects.get(slug="ws")
+    assert (workspace.name, workspace.max_panels) == ("Ws", 5)
+    assert not Workspace.objects.filter(slug="big").exists()
+    assert client.get(f"{API}/ws/").json()["maxPanels"] == 5
 
 
 def test_patch_refusals(world: World, api_client_for: Any) -> None:
     client = api_client_for(world.owner)
-    assert_error(client.patch(f"{API}/ws/", {"maxPanels": "many"}, format="json"), 400, "INVALID_REQUEST")
     assert_error(client.patch(f"{API}/ws/", {"name": ""}, format="json"), 400, "INVALID_REQUEST")
 
 

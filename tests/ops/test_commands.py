@@ -58,7 +58,7 @@ def _panel(workspace: Workspace, panel_id: str, status: str, age_days: int) -> P
     return panel
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the panel service deletes from its own workers
 def test_nexus_gc_dry_run_lists_and_keeps_then_purges() -> None:
     workspace = Workspace.objects.create(slug="gc", name="GC")
     _panel(workspace, "old-stopped", PanelStatus.STOPPED, 30)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -15,7 +16,6 @@ from workspaces.services import presence
 from workspaces.services.tokens import TokenRequestError, mint_pair
 
 PERMISSION_CHOICES = sorted(ALL_PERMISSIONS)
-MAX_PANELS_CEILING = 100_000
 CREATE_STATUSES = ("ok", "error")
 RESULT_STATUSES = ("success", "error")
 
@@ -93,29 +93,15 @@ class TokenRefreshRequestSerializer(TokenRefreshSerializer):
 # ---------------------------------------------------------------- workspaces and members
 
 
-@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_PANELS_CEILING, "nullable": True})
-class MaxPanelsField(serializers.Field):
-    """Reads as the effective limit; written as an override (null: back to MAX_PANELS)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(source="*", allow_null=True, required=False,
-                         help_text="Panels allowed in the workspace; null restores the server default.", **kwargs)
-        self.number = serializers.IntegerField(min_value=1, max_value=MAX_PANELS_CEILING)
-
-    def to_representation(self, value: Any) -> int:
-        return int(value.panel_limit)
-
-    def to_internal_value(self, data: Any) -> dict[str, int]:
-        return {"max_panels": self.number.run_validation(data)}
-
-    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
-        if data is None:
-            return True, {"max_panels": None}
-        return super().validate_empty_values(data)
+STAFF_ONLY_FIELDS = ("maxPanels",)
+STAFF_ONLY_MESSAGE = "Limits are set by staff in the admin console; leave this field out of the request."
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):
-    maxPanels = MaxPanelsField()
+    maxPanels = serializers.IntegerField(
+        source="panel_limit", read_only=True,
+        help_text="Panels allowed in the workspace. Read-only here: staff set it in the admin console.",
+    )
     role = serializers.SerializerMethodField(help_text="The caller's role in this workspace.")
     panelCount = serializers.SerializerMethodField()
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
@@ -124,6 +110,13 @@ class WorkspaceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Workspace
         fields = ["slug", "name", "maxPanels", "role", "panelCount", "createdAt", "updatedAt"]
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            refused = {name: [STAFF_ONLY_MESSAGE] for name in STAFF_ONLY_FIELDS if name in data}
+            if refused:
+                raise serializers.ValidationError(refused)
+        return super().to_internal_value(data)
 
     def get_role(self, workspace: Workspace) -> str | None:
         roles: dict[int, str] = self.context.get("roles", {})

@@ -8,10 +8,9 @@ so these synchronous DRF views drive it with ``async_to_sync``.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, TypeVar
 
 from asgiref.sync import async_to_sync
-from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.views import defaults
@@ -47,8 +46,9 @@ from workspaces.api.serializers import (
     WorkspaceSerializer,
     WorkspaceUpdateSerializer,
 )
-from workspaces.models import Membership, Panel, Role, Workspace
+from workspaces.models import Membership, Panel, Workspace
 from workspaces.services import panels as panel_service
+from workspaces.services import workspaces as workspace_service
 from workspaces.services.panels import ServiceError
 
 T = TypeVar("T")
@@ -140,7 +140,7 @@ def _roles_of(user: Any) -> dict[int, str]:
                          responses={201: WorkspaceSerializer, **schema.errors(400, 401, 403)}),
     retrieve=extend_schema(summary="One workspace",
                            responses={200: WorkspaceSerializer, **schema.errors(401, 403, 404)}),
-    partial_update=extend_schema(summary="Rename a workspace or change its panel limit (owners)",
+    partial_update=extend_schema(summary="Rename a workspace (owners; its panel limit is set by staff)",
                                  request=WorkspaceUpdateSerializer,
                                  responses={200: WorkspaceSerializer, **schema.errors(400, 401, 403, 404)}),
     destroy=extend_schema(summary="Delete a workspace and all its panels (owners)",
@@ -167,9 +167,9 @@ class WorkspaceViewSet(NexusViewSet):
     def create(self, request: Request) -> Response:
         body = WorkspaceSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        with transaction.atomic():
-            workspace = body.save()
-            Membership.objects.create(user=cast(Any, request.user), workspace=workspace, role=Role.OWNER)
+        workspace = workspace_service.create_workspace(
+            body.validated_data["slug"], body.validated_data["name"], owner=request.user
+        )
         return self._serialize(workspace, status_code=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, slug: str) -> Response:
@@ -178,13 +178,10 @@ class WorkspaceViewSet(NexusViewSet):
     def partial_update(self, request: Request, slug: str) -> Response:
         body = WorkspaceUpdateSerializer(self.scoped_workspace(), data=request.data, partial=True)
         body.is_valid(raise_exception=True)
-        return self._serialize(body.save())
+        return self._serialize(workspace_service.update_workspace(self.scoped_workspace(), **body.validated_data))
 
     def destroy(self, request: Request, slug: str) -> Response:
-        workspace = self.scoped_workspace()
-        for panel in Panel.objects.filter(workspace=workspace).select_related("workspace"):
-            run_service(panel_service.delete_panel, panel, self.actor)
-        workspace.delete()
+        run_service(workspace_service.delete_workspace, self.scoped_workspace(), self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -214,24 +211,12 @@ class MemberViewSet(NexusViewSet):
         "destroy": access.WORKSPACE_ADMIN,
     }
 
-    def _membership(self, username: str, lock: bool = False) -> Membership:
+    def _membership(self, username: str) -> Membership:
         memberships = Membership.objects.select_related("user").filter(workspace=self.scoped_workspace())
-        if lock:
-            memberships = memberships.select_for_update()
         membership = memberships.filter(user__username=username).first()
         if membership is None:
             raise APIError("NOT_FOUND", f"'{username}' is not a member of '{self.scoped_workspace().slug}'")
         return membership
-
-    def _keep_an_owner(self, membership: Membership) -> None:
-        """Call inside a transaction; locks the workspace's owner rows so two demotions cannot race."""
-        if membership.role != Role.OWNER:
-            return
-        owners = list(
-            Membership.objects.select_for_update().filter(workspace=membership.workspace, role=Role.OWNER)
-        )
-        if len(owners) <= 1:
-            raise APIError("INVALID_REQUEST", "A workspace must keep at least one owner")
 
     def list(self, request: Request, slug: str) -> Response:
         memberships = Membership.objects.filter(workspace=self.scoped_workspace()).select_related("user")
@@ -243,29 +228,20 @@ class MemberViewSet(NexusViewSet):
     def create(self, request: Request, slug: str) -> Response:
         body = MemberCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        user = body.validated_data["username"]
-        workspace = self.scoped_workspace()
-        if Membership.objects.filter(workspace=workspace, user=user).exists():
-            raise APIError("INVALID_REQUEST", f"'{user.get_username()}' is already a member; PATCH to change the role")
-        membership = Membership.objects.create(workspace=workspace, user=user, role=body.validated_data["role"])
+        membership = workspace_service.add_member(
+            self.scoped_workspace(), body.validated_data["username"], body.validated_data["role"]
+        )
         return Response(MemberSerializer(membership).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request: Request, slug: str, username: str) -> Response:
         body = MemberUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        with transaction.atomic():
-            membership = self._membership(username, lock=True)
-            if body.validated_data["role"] != Role.OWNER:
-                self._keep_an_owner(membership)
-            membership.role = body.validated_data["role"]
-            membership.save(update_fields=["role"])
+        user = self._membership(username).user
+        membership = workspace_service.change_role(self.scoped_workspace(), user, body.validated_data["role"])
         return Response(MemberSerializer(membership).data)
 
     def destroy(self, request: Request, slug: str, username: str) -> Response:
-        with transaction.atomic():
-            membership = self._membership(username, lock=True)
-            self._keep_an_owner(membership)
-            membership.delete()
+        workspace_service.remove_member(self.scoped_workspace(), self._membership(username).user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,4 +1,4 @@
-"""Fan-out of committed changes through the panel's channel-layer group."""
+"""Fan-out through the channel layer: a panel's commits to its group, access changes to its workspace's."""
 
 from __future__ import annotations
 
@@ -10,9 +10,19 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from workspaces.models import panel_group_name
-
 logger = logging.getLogger(__name__)
+
+ACCESS_CHANGED = "access.changed"
+
+
+def panel_group_name(workspace_slug: str, panel_id: str) -> str:
+    """Every socket of one panel, on every process."""
+    return f"panel.{workspace_slug}.{panel_id}"
+
+
+def workspace_group_name(workspace_pk: int) -> str:
+    """Every socket of every panel of one workspace (keyed by id: a deleted slug can be reused)."""
+    return f"workspace.{workspace_pk}"
 
 
 def commit_message(
@@ -28,11 +38,20 @@ def commit_message(
     }
 
 
-async def apublish(workspace_slug: str, panel_id: str, message: dict[str, Any]) -> None:
+def access_message(user_pk: int | None) -> dict[str, Any]:
+    """Sockets of ``user_pk`` (all of the workspace's when None) re-check their access at once."""
+    return {"type": ACCESS_CHANGED, "user": user_pk}
+
+
+async def asend(group: str, message: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    await layer.group_send(panel_group_name(workspace_slug, panel_id), message)
+    await layer.group_send(group, message)
+
+
+async def apublish(workspace_slug: str, panel_id: str, message: dict[str, Any]) -> None:
+    await asend(panel_group_name(workspace_slug, panel_id), message)
 
 
 class _OrderedPublisher:
@@ -44,20 +63,20 @@ class _OrderedPublisher:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self.task = loop.create_task(self._run())
 
-    def submit(self, workspace_slug: str, panel_id: str, message: dict[str, Any]) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, (workspace_slug, panel_id, message))
+    def submit(self, group: str, message: dict[str, Any]) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, (group, message))
 
     async def _run(self) -> None:
         while True:
-            workspace_slug, panel_id, message = await self.queue.get()
+            group, message = await self.queue.get()
             try:
-                await apublish(workspace_slug, panel_id, message)
+                await asend(group, message)
             except Exception:
                 # Committed state is the truth; clients that miss a message re-sync from it.
-                logger.exception("could not publish %s for %s/%s", message.get("type"), workspace_slug, panel_id)
+                logger.exception("could not send %s to %s", message.get("type"), group)
 
 
 _publisher: _OrderedPublisher | None = None
@@ -76,13 +95,22 @@ def _server_publisher() -> _OrderedPublisher | None:
     return publisher
 
 
-def publish(workspace_slug: str, panel_id: str, message: dict[str, Any]) -> None:
+def send(group: str, message: dict[str, Any]) -> None:
     """Send from synchronous code (the applier runs in a worker thread)."""
     publisher = _server_publisher()
     if publisher is not None:
-        publisher.submit(workspace_slug, panel_id, message)
+        publisher.submit(group, message)
         return
     try:  # no server loop (a command, a test client): send and wait
-        async_to_sync(apublish)(workspace_slug, panel_id, message)
+        async_to_sync(asend)(group, message)
     except Exception:
-        logger.exception("could not publish %s for %s/%s", message.get("type"), workspace_slug, panel_id)
+        logger.exception("could not send %s to %s", message.get("type"), group)
+
+
+def publish(workspace_slug: str, panel_id: str, message: dict[str, Any]) -> None:
+    send(panel_group_name(workspace_slug, panel_id), message)
+
+
+def announce_access_change(workspace_pk: int, user_pk: int | None = None) -> None:
+    """Tell the workspace's sockets that a membership changed; they re-check and close if refused."""
+    send(workspace_group_name(workspace_pk), access_message(user_pk))

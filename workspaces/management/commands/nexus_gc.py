@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from workspaces.models import AuditRecord, Panel, PanelStatus
+from workspaces.services import panels as panel_service
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 BATCH = 500
+ACTOR = "nexus_gc"
 
 
 def parse_age(text: str) -> timedelta:
@@ -28,7 +32,8 @@ class Command(BaseCommand):
     help = (
         "Delete panels that are stopped or in error and untouched for longer than --older-than (default 7d), "
         "and audit records older than --audit-days (default AUDIT_RETENTION_DAYS). --dry-run lists what would "
-        "go and changes nothing. Deletes in batches with a progress bar and prints a summary."
+        "go and changes nothing. Panels are deleted through the panel service (unmount runs, open sockets close "
+        "with 4404), in batches with a progress bar; prints a summary."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -50,8 +55,8 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self._list(panels, audits)
             return
-        removed_panels = self._purge("panels", panels, options["no_progress"])
-        removed_audits = self._purge("audit records", audits, options["no_progress"])
+        removed_panels = self._purge("panels", panels, options["no_progress"], self._delete_panels)
+        removed_audits = self._purge("audit records", audits, options["no_progress"], self._delete_rows)
         self.stdout.write(
             self.style.SUCCESS(f"removed {removed_panels} panel(s) and {removed_audits} audit record(s)")
         )
@@ -62,18 +67,36 @@ class Command(BaseCommand):
             self.stdout.write(f"would delete panel {panel} ({panel.status}, last activity {when})")
         self.stdout.write(f"would delete {panels.count()} panel(s) and {audits.count()} audit record(s) (dry run)")
 
-    def _purge(self, label: str, queryset: QuerySet[Any], quiet: bool) -> int:
+    def _purge(self, label: str, queryset: QuerySet[Any], quiet: bool,
+               delete: Callable[[QuerySet[Any]], int]) -> int:
+        """Delete in batches of BATCH; rows that could not be deleted are left out of later batches."""
         from tqdm import tqdm
 
         total = queryset.count()
         removed = 0
+        kept: set[int] = set()
         with tqdm(total=total, desc=f"purging {label}", unit="row", disable=quiet or total == 0,
                   file=self.stderr._out) as bar:
             while True:
-                ids = list(queryset.values_list("pk", flat=True)[:BATCH])
+                ids = list(queryset.exclude(pk__in=kept).values_list("pk", flat=True)[:BATCH])
                 if not ids:
                     break
-                queryset.model.objects.filter(pk__in=ids).delete()
-                removed += len(ids)
+                done = delete(queryset.model.objects.filter(pk__in=ids))
+                kept.update(queryset.filter(pk__in=ids).values_list("pk", flat=True))
+                removed += done
                 bar.update(len(ids))
         return removed
+
+    def _delete_rows(self, batch: QuerySet[Any]) -> int:
+        count, _ = batch.delete()
+        return count
+
+    def _delete_panels(self, batch: QuerySet[Panel]) -> int:
+        """Through the panel service: unmount runs (unless stopped) and open sockets close with 4404."""
+        panels = list(batch.select_related("workspace"))
+        for panel in panels:
+            try:
+                async_to_sync(panel_service.delete_panel)(panel, ACTOR)
+            except Exception as exc:  # one bad panel must not stop the housekeeping
+                self.stderr.write(f"could not delete panel {panel}: {exc}")
+        return len(panels) - batch.count()
