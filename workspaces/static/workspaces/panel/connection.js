@@ -10,6 +10,11 @@ export const FATAL_CLOSE_CODES = {
   4404: 'This panel no longer exists.'
 };
 
+// A live socket closed with one of these (its token expired, the member's access changed) is
+// opened again at once with the page's session: the server decides anew. Only a refusal of that
+// new socket, before it was live, is final, so a revoked member never loops.
+export const RECHECK_CLOSE_CODES = [4401, 4403];
+
 export function absoluteWsUrl(url) {
   if (/^wss?:\/\//i.test(url)) return url;
   const scheme = globalThis.location.protocol === 'https:' ? 'wss://' : 'ws://';
@@ -26,6 +31,7 @@ export class Connection {
     this.timers = {};
     this.lastMessageAt = 0;
     this.destroyed = false;
+    this.liveSinceOpen = false;
   }
 
   get isOpen() {
@@ -43,6 +49,7 @@ export class Connection {
   // The server said hello: the backoff starts over.
   confirmed() {
     this.attempt = 0;
+    this.liveSinceOpen = true;
   }
 
   connect() {
@@ -81,10 +88,18 @@ export class Connection {
   }
 
   onClosed(code, reason) {
+    const wasLive = this.liveSinceOpen;
     this.ws = null;
+    this.liveSinceOpen = false;
     this.clearTimer('heartbeat');
     this.handlers.onClosed();
     if (this.destroyed) return;
+    if (wasLive && RECHECK_CLOSE_CODES.includes(code)) {
+      this.handlers.log('access to be checked again', code, reason || '');
+      this.handlers.onStatus('reconnecting');
+      this.connect();
+      return;
+    }
     if (Object.prototype.hasOwnProperty.call(FATAL_CLOSE_CODES, code)) {
       this.handlers.onStatus('offline');
       this.handlers.onProblem(FATAL_CLOSE_CODES[code]);
