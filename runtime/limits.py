@@ -8,6 +8,11 @@ MAX_STATE_MUTATIONS = 1000
 MAX_EVENTS = 100
 MAX_RESULT_BYTES = 1024 * 1024
 MAX_CODE_BYTES = 256 * 1024
+# Error text handed to callers, in characters; longer text is cut with a marker.
+MAX_ERROR_MESSAGE = 8 * 1024
+MAX_ERROR_STACK = 32 * 1024
+# Time one syntax check may take (compiling only, nothing runs).
+CHECK_TIMEOUT_MS = 2000
 # Compiled handlers kept per guest instance before the least recently used is dropped.
 MAX_COMPILED_PER_INSTANCE = 256
 # Below MEMORY_LIMIT_MB the guest's allocator stops first, leaving room for the glue to
@@ -65,3 +70,11 @@ def _require_int(name: str, value: object, minimum: int) -> None:
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
+
+
+def byte_text(size: int) -> str:
+    """A size for people: ``512 bytes``, ``3 KiB``, ``3.1 MiB``."""
+    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{size} bytes"

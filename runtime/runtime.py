@@ -30,12 +30,25 @@ from .errors import (
     MEMORY_LIMIT,
     PERMISSION_DENIED,
     RESOURCE_LIMIT,
+    TIMEOUT,
     GuestFault,
+    RuntimeBusyError,
     RuntimeClosedError,
     error_dict,
 )
 from .execution import ERROR, SUCCESS, SUSPENDED, ExecutionContext, ExecutionResult
-from .limits import MAX_CODE_BYTES, MAX_EVENTS, MAX_RESULT_BYTES, MAX_STATE_MUTATIONS, RuntimeConfig
+from .json_depth import MAX_JSON_DEPTH, exceeds_depth
+from .limits import (
+    CHECK_TIMEOUT_MS,
+    MAX_CODE_BYTES,
+    MAX_ERROR_MESSAGE,
+    MAX_ERROR_STACK,
+    MAX_EVENTS,
+    MAX_RESULT_BYTES,
+    MAX_STATE_MUTATIONS,
+    RuntimeConfig,
+    byte_text,
+)
 from .pool import Pool
 from .sandbox import ANSWER_ERROR, ANSWER_OK, ANSWER_SUSPENDED, Sandbox
 
@@ -71,8 +84,8 @@ _FRAME = re.compile(r"<input>:(\d+):(\d+)")
 _VIEW_TYPES = frozenset({"setFilter", "scrollTo", "focus"})
 _HANDLER_ID_CACHE = 4096
 _MAX_STACK_LINES = 12
-_CHECK_ID = "!syntax-check"
-_CHECK_GRANT = ((), "!syntax-check")
+# Syntax checks running at once, each in an instance of its own.
+_CONCURRENT_CHECKS = 2
 _CALL_FUNCTIONS = telemetry.HOST_FUNCTIONS
 _VIEW_SLOT = {"setFilter": 3, "scrollTo": 4, "focus": 5}
 
@@ -154,7 +167,7 @@ class Runtime:
         self.config = config
         self._guest: GuestModule = guest_module(config.cache_dir, config.max_cache_size_mb)
         self._pool = Pool(self._guest, config)
-        self._ticker = self._guest.ticker
+        self._checkers = threading.BoundedSemaphore(_CONCURRENT_CHECKS)
         self._max_calls = config.max_host_calls
         self._limits_json = _encode([config.max_host_calls, MAX_STATE_MUTATIONS, MAX_EVENTS, MAX_RESULT_BYTES])
         self._handler_ids: dict[str, tuple[str, dict[str, Any] | None]] = {}
@@ -210,7 +223,7 @@ class Runtime:
         grant_slot, granted = sandbox.capabilities.lookup(ctx.grant_key)
         extra = []
         if not compiled:
-            extra.append('"c":' + _encode(code))
+            extra.append('"c":' + _encode(code) + ',"n":"' + _wrapper_label() + '"')
         if not granted:
             extra.append('"cp":' + caps_json + ',"xm":' + ctx.grant_key[1] + ',"lm":' + self._limits_json)
         if scope_json is not None:
@@ -221,7 +234,7 @@ class Runtime:
         # The instance keeps the arguments it last ran with: the same ones are not sent again.
         same_args = args_json == sandbox.last_args
         request = f"[{handler_slot},{grant_slot},{state_json},{0 if same_args else args_json}{tail}".encode("ascii")
-        answer = self._run(sandbox, request, timeout, resume=False)
+        answer = self._run(sandbox, request, timeout, timeout)
         sandbox.last_args = None if answer[0] == ANSWER_ERROR else args_json
         # Time used counts against the handler's budget across resumes; the host's own
         # few microseconds around the sandbox call are included.
@@ -251,6 +264,8 @@ class Runtime:
         started = time.perf_counter_ns()
         if self._closed:
             raise RuntimeClosedError("the runtime is closed")
+        if ok and exceeds_depth(value):
+            ok, value, error = False, None, f"the extension's answer is nested deeper than {MAX_JSON_DEPTH} levels"
         try:
             value_json = _encode(_plain(value))
             error_json = _encode(None if error is None else str(error))
@@ -274,7 +289,7 @@ class Runtime:
         request = f"[{suspension.call_id},{flag},{value_json},{error_json},{state_json}]".encode("ascii")
         remaining = max(suspension.timeout_ms - suspension.used_ms, 1.0)
         began = time.perf_counter_ns()
-        answer = self._run(suspension.sandbox, request, remaining, resume=True)
+        answer = self._run(suspension.sandbox, request, remaining, suspension.timeout_ms, resume=True)
         used = suspension.used_ms + (time.perf_counter_ns() - began) / 1e6
         segment = self._segment(answer, ctx)
         return self._conclude(
@@ -308,7 +323,7 @@ class Runtime:
         suspension = self._take_suspension(suspension_id)
         if suspension is None:
             return False
-        suspension.sandbox.cancel()
+        # Nothing runs in it again: the jobs the handler left behind die with the instance.
         self._pool.discard(suspension.sandbox)
         return True
 
@@ -322,17 +337,21 @@ class Runtime:
             return problem
         if self._closed:
             raise RuntimeClosedError("the runtime is closed")
-        sandbox = self._pool.acquire(None, self.config.acquire_timeout_ms / 1000)
-        grant_slot, granted = sandbox.capabilities.lookup(_CHECK_GRANT)
-        grant = "" if granted else ',"cp":[[],[],[],[],[]],"lm":' + self._limits_json
-        request = f'[0,{grant_slot},{{}},{{}},{{"k":1,"c":{_encode(code)}{grant}}}]'.encode("ascii")
-        answer = self._run(sandbox, request, float(self.config.timeout_ms), resume=False)
+        request = f'[0,0,{{}},{{}},{{"k":1,"c":{_encode(code)},"n":"{_wrapper_label()}"}}]'.encode("ascii")
+        limit = min(self.config.timeout_ms, CHECK_TIMEOUT_MS)
+        # A pristine instance of its own for every check, closed after it: no panel's
+        # instance is touched and nothing of one check reaches the next.
+        if not self._checkers.acquire(timeout=self.config.acquire_timeout_ms / 1000):
+            raise RuntimeBusyError("too many syntax checks at once")
+        try:
+            checker = Sandbox(self._guest, self.config.memory_limit_bytes)
+            try:
+                answer = self._run(checker, request, limit, limit)
+            finally:
+                checker.close()
+        finally:
+            self._checkers.release()
         segment = self._segment(answer, None)
-        if segment.discard:
-            sandbox.dirty = True
-        if segment.error is not None and segment.error.get("code") in INSTANCE_POISONING_CODES:
-            sandbox.dirty = True
-        self._pool.release(sandbox)
         if segment.error is None:
             return None
         return self._error(segment.error, code)
@@ -417,21 +436,29 @@ class Runtime:
 
     # ------------------------------------------------------------------ execution
 
-    def _run(self, sandbox: Sandbox, request: bytes, timeout_ms: float, resume: bool) -> list[Any]:
-        """Send one request; a failed instance yields an error answer and is marked dirty."""
-        ticker = self._ticker
-        ticker.enter()
+    def _run(
+        self, sandbox: Sandbox, request: bytes, timeout_ms: float, limit_ms: float, resume: bool = False
+    ) -> list[Any]:
+        """Send one request with ``timeout_ms`` left of the handler's ``limit_ms``.
+
+        A failed instance yields an error answer and is marked dirty; an answer larger
+        than clients may receive becomes a RESOURCE_LIMIT error.
+        """
         try:
             ticks = int(timeout_ms // TICK_MS) + 2
-            return sandbox.resume(request, ticks) if resume else sandbox.start(request, ticks)
+            answer = sandbox.resume(request, ticks) if resume else sandbox.start(request, ticks)
         except GuestFault as fault:
-            return [ANSWER_ERROR, fault.to_error(), [], 0]
+            error = fault.to_error()
+            if fault.code == TIMEOUT:
+                error["message"] = f"the handler ran past its limit of {int(limit_ms)} ms"
+            return [ANSWER_ERROR, error, [], 0]
         except Exception as exc:  # the caller gets INTERNAL_ERROR, the instance is dropped
             logger.exception("sandbox failure")
             sandbox.dirty = True
             return [ANSWER_ERROR, error_dict(INTERNAL_ERROR, f"sandbox failure: {exc}"), [], 0]
-        finally:
-            ticker.exit()
+        if sandbox.answer_size > MAX_RESULT_BYTES and answer[0] != ANSWER_ERROR:
+            return [ANSWER_ERROR, oversize_error(answer, sandbox.answer_size), [], 0]
+        return answer
 
     def _segment(self, answer: list[Any], ctx: ExecutionContext | None) -> _Segment:
         """Convert a glue answer; with a context, re-check it against the capabilities."""
@@ -439,13 +466,7 @@ class Runtime:
         try:
             if kind == ANSWER_ERROR:
                 error = answer[1] if isinstance(answer[1], dict) else error_dict(INTERNAL_ERROR, "malformed error")
-                return _Segment(
-                    kind,
-                    error=error,
-                    logs=_logs(answer[2]),
-                    calls=_calls(answer[3]),
-                    discard=bool(error.get("breakout")),
-                )
+                return _Segment(kind, error=error, logs=_logs(answer[2]), calls=_calls(answer[3]))
             raw_logs, calls = answer[5], answer[6]
             if type(calls) is not int or calls < 0:
                 calls = 0
@@ -650,10 +671,11 @@ class Runtime:
         if error_code not in ERROR_CODES:
             error_code = INTERNAL_ERROR
         message = raw.get("message")
-        error = error_dict(error_code, message if isinstance(message, str) and message else error_code)
+        text = cut(message, MAX_ERROR_MESSAGE) if isinstance(message, str) and message else error_code
+        error = error_dict(error_code, text)
         stack = raw.get("stack")
         if isinstance(stack, str):
-            location, clean = _handler_stack(stack)
+            location, clean = _handler_stack(cut(stack, MAX_ERROR_STACK))
             if location is not None and error_code == COMPILATION_ERROR:
                 location = _syntax_location(code, location["line"])
                 clean = f"    at handler:{location['line']}:{location['column']}"
@@ -970,3 +992,35 @@ def _snippet(code: str, line: int) -> str | None:
     if 1 <= line <= len(lines):
         return lines[line - 1].rstrip("\r")[:200]
     return None
+
+
+def _wrapper_label() -> str:
+    """A fresh label for the block around a handler body (see compile in guest/glue.js)."""
+    return "L" + secrets.token_hex(8)
+
+
+def cut(text: str, limit: int) -> str:
+    """At most ``limit`` characters of ``text``, ending with a marker saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    kept = limit - 48  # room for the marker, as in guest/glue.js
+    return f"{text[:kept]}… [{len(text) - kept} more characters cut]"
+
+
+_ANSWER_PARTS = {ANSWER_OK: ((1, "return value"), (2, "state write"), (3, "events"), (4, "view commands"), (5, "logs"))}
+_ANSWER_PARTS[ANSWER_SUSPENDED] = ((1, "extension call"), *_ANSWER_PARTS[ANSWER_OK][1:])
+
+
+def oversize_error(answer: list[Any], size: int) -> dict[str, Any]:
+    """RESOURCE_LIMIT for an answer over MAX_RESULT_BYTES, naming its largest part as clients get it."""
+    limit = byte_text(MAX_RESULT_BYTES)
+    parts = []
+    for index, name in _ANSWER_PARTS.get(answer[0], ()):
+        try:
+            parts.append((len(_encode(answer[index])), name))
+        except (IndexError, TypeError, ValueError, RecursionError):
+            continue
+    largest, name = max(parts, default=(0, ""))
+    if largest > MAX_RESULT_BYTES:
+        return error_dict(RESOURCE_LIMIT, f"the {name} of {byte_text(largest)} is over the {limit} limit")
+    return error_dict(RESOURCE_LIMIT, f"the result of {byte_text(size)} is over the {limit} limit")

@@ -100,7 +100,6 @@ class PristineImage:
     run: int
     poll: int
     resume: int
-    cancel: int
     undefined: int
     io_ptr: int
     argv_ptr: int
@@ -125,7 +124,6 @@ _IMAGE_FIELDS = (
     "run",
     "poll",
     "resume",
-    "cancel",
     "undefined",
     "io_ptr",
     "argv_ptr",
@@ -225,7 +223,7 @@ def _build_image(guest: GuestModule, glue: str) -> PristineImage:
     calls, _memory, stack_pointer = _bind(store, exports)
     fresh = calls.read(0, calls.memory_size())
     api = _eval_script(calls, glue)
-    entry = {name: _get_prop(calls, api, name) for name in ("run", "poll", "resume", "cancel")}
+    entry = {name: _get_prop(calls, api, name) for name in ("run", "poll", "resume")}
     undefined = calls.call0("new_undefined")
     io_ptr = calls.call1("qjs_alloc", IO_BUFFER_BYTES)
     argv_ptr = calls.call1("qjs_alloc", 16)
@@ -369,6 +367,15 @@ def _locate_pair(memory: bytes, ptr: int, length: int) -> tuple[int, int] | None
     return None
 
 
+def escaped_size(text: str) -> int:
+    """Length of JSON ``text`` once every non-ASCII character is a ``\\uXXXX`` escape.
+
+    That is how clients receive it; an astral character takes two escapes.
+    """
+    units = len(text.encode("utf-16-le")) // 2
+    return units + 5 * (units - len(text.encode("ascii", "ignore")))
+
+
 class SlotTable:
     """Numbered slots of a guest-side table, with least-recently-used reuse.
 
@@ -423,6 +430,7 @@ class Sandbox:
             raise ValueError("memory_limit_mb is too small for the sandbox to start")
         self.image = image
         self.memory_limit = memory_limit
+        self._ticker = guest.ticker
         self._store, exports = _instantiate(guest, memory_limit)
         self.calls, memory, stack_pointer = _bind(self._store, exports, guest.stepper)
         # step(entry, ptr, length): the stepper with this instance's fixed arguments bound.
@@ -455,6 +463,8 @@ class Sandbox:
         self.capabilities = SlotTable(MAX_CAPABILITY_SETS)
         self.needs_seed = True
         self.size_after_call: int | None = None
+        # Size of the last answer as JSON with every non-ASCII character escaped.
+        self.answer_size = 0
         # JSON of the arguments the glue holds from the last execution that reached its handler.
         self.last_args: str | None = None
         self.dirty = False
@@ -476,15 +486,10 @@ class Sandbox:
     def resume(self, reply: bytes, deadline_ticks: int) -> list[Any]:
         return self._guarded(self.image.resume, reply, deadline_ticks)
 
-    def cancel(self) -> None:
-        try:
-            self.calls.set_epoch_deadline(100)
-            self._step(self.image.cancel, None)
-        except (GuestFault, GuestTrap, wasmtime.WasmtimeError):
-            self.dirty = True
-
     def _guarded(self, entry: int, payload: bytes, deadline_ticks: int) -> list[Any]:
+        # Guest code runs only here, always under a deadline that the ticker enforces.
         self.calls.set_epoch_deadline(deadline_ticks)
+        self._ticker.enter()
         try:
             return self._decode(self._step(entry, payload))
         except GuestTrap as trap:
@@ -496,6 +501,8 @@ class Sandbox:
         except GuestFault:
             self.dirty = True
             raise
+        finally:
+            self._ticker.exit()
 
     @staticmethod
     def _decode(text: str) -> list[Any]:
@@ -528,7 +535,9 @@ class Sandbox:
         if status != STEP_OK:
             raise self._step_failure(status)
         self.size_after_call = (reply >> 8) * WASM_PAGE
-        return self._read_result()
+        text = self._read_result()
+        self.answer_size = len(text) if text.isascii() else escaped_size(text)
+        return text
 
     def _step_large(self, entry: int, payload: bytes) -> int:
         calls = self.calls

@@ -6,7 +6,6 @@
 //   run(request)   start a handler: answers OK, ERR or PENDING
 //   poll()         after the host drained the job queue: OK, ERR or SUSPENDED
 //   resume(reply)  settle the extension call the handler waits for: PENDING
-//   cancel()       forget the execution in progress
 // JSON in QuickJS is slow next to the handlers themselves, so requests and
 // answers are positional arrays, capability sets and compiled handlers are
 // cached in numbered slots, and answers are assembled by hand.
@@ -28,7 +27,6 @@
   const getPrototypeOf = Object.getPrototypeOf;
   const defineProperty = Object.defineProperty;
   const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
-  const fnToString = Function.prototype.toString;
   const promiseThen = Promise.prototype.then;
   const NativeError = Error;
   const NativeTypeError = TypeError;
@@ -42,6 +40,9 @@
   const PARAMS = '$state, $args, $scope, $emit, $view, $ext, $log';
   const LOG_LEVELS = ['debug', 'info', 'warn', 'error'];
   const MAX_LOG_MESSAGE = 8192;
+  // Error text that crosses the boundary; the host cuts again at the same sizes.
+  const MAX_ERROR_MESSAGE = 8192;
+  const MAX_ERROR_STACK = 32768;
 
   // ------------------------------------------------------------------ taming
 
@@ -239,19 +240,29 @@
     }
   }
 
+  // At most `max` characters, the marker included.
+  function cut(text, max) {
+    if (text.length <= max) return text;
+    const kept = max - 48;
+    return text.slice(0, kept) + '… [' + (text.length - kept) + ' more characters cut]';
+  }
+
   function describe(thrown) {
     const known = glueErrors.get(thrown);
     if (known !== undefined) {
-      return { code: known.code, message: safeString(thrown.message), stack: safeString(thrown.stack), resource: known.resource };
+      return {
+        code: known.code, message: cut(safeString(thrown.message), MAX_ERROR_MESSAGE),
+        stack: cut(safeString(thrown.stack), MAX_ERROR_STACK), resource: known.resource,
+      };
     }
     if (thrown instanceof NativeError) {
       let name = 'Error', message = '', stack;
       try { name = String(thrown.name); } catch (e) { /* keep default */ }
       try { message = String(thrown.message); } catch (e) { /* keep default */ }
-      try { if (typeof thrown.stack === 'string') stack = thrown.stack; } catch (e) { /* none */ }
-      return { code: classify(name, message), message: name + ': ' + message, stack: stack };
+      try { if (typeof thrown.stack === 'string') stack = cut(thrown.stack, MAX_ERROR_STACK); } catch (e) { /* none */ }
+      return { code: classify(name, message), message: cut(name + ': ' + message, MAX_ERROR_MESSAGE), stack: stack };
     }
-    return { code: 'EXECUTION_ERROR', message: 'Uncaught ' + safeString(thrown) };
+    return { code: 'EXECUTION_ERROR', message: cut('Uncaught ' + safeString(thrown), MAX_ERROR_MESSAGE) };
   }
 
   function classify(name, message) {
@@ -353,8 +364,24 @@
   function account(length) {
     rec.size += length;
     if (rec.size > rec.caps.maxBytes) {
-      raise('RESOURCE_LIMIT', 'the result would be larger than ' + rec.caps.maxBytes + ' bytes', undefined);
+      raise('RESOURCE_LIMIT', overLimit('the output of the handler', rec.size, rec.caps.maxBytes), undefined);
     }
+  }
+
+  // "the result of 1.2 MiB is over the 1 MiB limit"
+  function overLimit(what, size, limit) {
+    return what + ' of ' + byteText(size) + ' is over the ' + byteText(limit) + ' limit';
+  }
+
+  function byteText(size) {
+    if (size >= 1048576) return trimmed(size / 1048576) + ' MiB';
+    if (size >= 1024) return trimmed(size / 1024) + ' KiB';
+    return size + ' bytes';
+  }
+
+  function trimmed(value) {
+    const text = value.toFixed(1);
+    return text.endsWith('.0') ? text.slice(0, -2) : text;
   }
 
   // ------------------------------------------------------------------ $state
@@ -624,14 +651,36 @@
   const capsSlots = [];  // capability slot -> {r, w, e, v, x, xm, lm}
   const EMPTY = freeze({});
 
-  function compile(code) {
-    const isAsync = code.indexOf('await') >= 0;
-    const text = (isAsync ? 'async function (' : 'function (') + PARAMS + ') {\n' + code + '\n}';
-    const fn = indirectEval('"use strict";(' + text + ')');
-    // A body that closes the wrapper early and reopens it would compile to
-    // something else; its source text then differs from the wrapper's.
-    if (typeof fn !== 'function' || apply(fnToString, fn, []) !== text) return null;
-    return { fn: fn, isAsync: isAsync };
+  // A handler is compiled twice, and neither compilation runs any of it:
+  // - as the body of a plain function, behind a `throw` so that nothing runs
+  //   even if the body closes the wrapper early (`}); ...; (function () {`):
+  //   this finds the handler's own syntax errors;
+  // - in a block labelled with a name the host draws at random for each
+  //   compilation, followed by `break <label>`. That break only compiles inside
+  //   the labelled block of the same function, so a body that leaves the
+  //   wrapper is a SyntaxError and the parser rejects the whole text. A text
+  //   that compiles evaluates to the function and nothing else.
+  function wrap(code, label) {
+    const head = (code.indexOf('await') >= 0 ? 'async function (' : 'function (') + PARAMS + ') {';
+    if (label === null) return head + '\n' + code + '\n}';
+    return head + label + ':{{\n' + code + '\n}break ' + label + ';}}';
+  }
+
+  function compile(code, label) {
+    if (typeof label !== 'string') throw new NativeError('compiling needs a label from the host');
+    try {
+      indirectEval('"use strict";throw 0;(' + wrap(code, null) + ')');
+    } catch (e) {
+      if (e !== 0) throw e;
+    }
+    let fn;
+    try {
+      fn = indirectEval('"use strict";(' + wrap(code, label) + ')');
+    } catch (e) {
+      if (e instanceof SyntaxError) throw new SyntaxError('the handler closes a block it did not open');
+      throw e;
+    }
+    return { fn: fn, isAsync: code.indexOf('await') >= 0 };
   }
 
   function listJson(list) {
@@ -647,12 +696,9 @@
 
   function compileAnswer(thrown) {
     const info = describe(thrown);
-    info.code = 'COMPILATION_ERROR';
+    if (info.code === 'EXECUTION_ERROR') info.code = 'COMPILATION_ERROR';
     return '[1,' + jsonStringify(info) + ',[],0]';
   }
-
-  const BREAKOUT = '[1,{"code":"COMPILATION_ERROR","breakout":true,' +
-    '"message":"SyntaxError: the handler closes a block it did not open"},[],0]';
 
   // ------------------------------------------------------------------ run
 
@@ -674,7 +720,8 @@
   // request: [handlerSlot, capsSlot, state, args, extra?]; args 0 means the arguments
   //   of the previous execution (the host sends that only after one reached its handler,
   //   see runtime.py). extra may carry
-  //   c: code to compile into handlerSlot, k: compile only (syntax check),
+  //   c: code to compile into handlerSlot, n: the label of its wrapper (see compile),
+  //   k: compile only (syntax check),
   //   cp: [r, w, e, v, x] capability scopes for capsSlot, xm: extension methods,
   //   lm: limits, sc: $scope, rs: random seed.
   function run(input) {
@@ -695,13 +742,10 @@
       if (typeof extra.c === 'string') {
         let entry;
         try {
-          entry = compile(extra.c);
+          entry = compile(extra.c, extra.n);
         } catch (e) {
-          // Anything but a SyntaxError means code ran while compiling: the body
-          // closed the wrapper and executed statements of its own.
-          return e instanceof SyntaxError ? compileAnswer(e) : BREAKOUT;
+          return compileAnswer(e);
         }
-        if (entry === null) return BREAKOUT;
         if (extra.k) return '[0,null,[],[],[],[],0]';
         compiled[req[0]] = entry;
       }
@@ -768,7 +812,7 @@
     close();
     if (rec.sticky !== null) return errorAnswer(rec.sticky);
     if (out.length > rec.caps.maxBytes) {
-      return errorAnswer({ code: 'RESOURCE_LIMIT', message: 'the result is larger than ' + rec.caps.maxBytes + ' bytes' });
+      return errorAnswer({ code: 'RESOURCE_LIMIT', message: overLimit('the result', out.length, rec.caps.maxBytes) });
     }
     clearSegment();
     return out;
@@ -837,12 +881,6 @@
     return PENDING_ANSWER;
   }
 
-  function cancel() {
-    if (rec.open) close();
-    clearSegment();
-    return '[0,null,[],[],[],[],0]';
-  }
-
   freeze(G);
-  return freeze({ run: run, poll: poll, resume: resume, cancel: cancel });
+  return freeze({ run: run, poll: poll, resume: resume });
 })()

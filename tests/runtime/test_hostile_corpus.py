@@ -32,7 +32,8 @@ CORPUS = [
     Case("regex-backtracking", "return /(a+)+$/.test('a'.repeat(40) + 'b');", "TIMEOUT"),
     Case("awaited-microtask-loop", "async function spin() { while (true) await null; } await spin();", "TIMEOUT"),
     Case("detached-microtask-loop", "(async () => { while (true) await null; })(); return 1;", "TIMEOUT"),
-    Case("breakout-with-loop", "}); while (true) {} (function () {", "TIMEOUT"),
+    Case("breakout-with-loop", "}); while (true) {} (function () {", "COMPILATION_ERROR"),
+    Case("deep-breakout-with-loop", "}}); while (true) {} (function () {{", "COMPILATION_ERROR"),
     # --- memory
     Case("array-bomb", "const keep = []; while (true) keep.push(new Array(1e5).fill(0));", "MEMORY_LIMIT"),
     Case("string-doubling", "let s = 'x'; while (true) s = s + s; return s.length;", "MEMORY_LIMIT"),
@@ -183,6 +184,7 @@ CORPUS = [
     Case("unbalanced-brace", "return 1; }", "COMPILATION_ERROR"),
     Case("wrapper-breakout", "}); globalThis.x = 1; (function () {", "COMPILATION_ERROR"),
     Case("wrapper-breakout-let", "}); let leaked = 1; (function () {", "COMPILATION_ERROR"),
+    Case("labelled-breakout", "} L: {", "COMPILATION_ERROR"),
     Case("not-a-string", 42, "INVALID_HANDLER"),
     Case("too-large", "//" + "x" * (300 * 1024), "INVALID_HANDLER"),
     Case("nul-character", "return 1;\x00", "INVALID_HANDLER"),

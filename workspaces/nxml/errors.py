@@ -35,6 +35,7 @@ INVALID_TYPE = "INVALID_TYPE"  # a state or arg type that does not exist
 INVALID_DEFAULT = "INVALID_DEFAULT"  # a default that does not coerce to its type
 COMPUTED_CYCLE = "COMPUTED_CYCLE"  # computed keys that depend on each other
 HANDLER_SYNTAX = "HANDLER_SYNTAX"  # a handler that does not compile
+HANDLER_TOO_EXPENSIVE = "HANDLER_TOO_EXPENSIVE"  # the handlers' syntax checks took too long
 INVALID_CAPABILITY = "INVALID_CAPABILITY"
 UNKNOWN_EXTENSION = "UNKNOWN_EXTENSION"  # an ext: capability naming no <Extension> alias
 

@@ -14,9 +14,19 @@ from runtime.capabilities import parse_handler_tree
 
 SyntaxChecker = Callable[[str], "dict[str, Any] | None"]
 
+# What a checker answers when compiling the handler hit a limit rather than a syntax error.
+_LIMIT_CODES = frozenset({"TIMEOUT", "MEMORY_LIMIT", "RESOURCE_LIMIT"})
+
+
+class CheckTooExpensive(Exception):
+    """Compiling the handler ran into a limit of the checker; the message says which."""
+
 
 def find_syntax_error(code: str, checker: SyntaxChecker | None = None) -> tuple[str, int, int] | None:
-    """(message, line, column) relative to the code's first line (1-based), or None when it parses."""
+    """(message, line, column) relative to the code's first line (1-based), or None when it parses.
+
+    Raises CheckTooExpensive when the checker gave up on a limit.
+    """
     if checker is not None:
         try:
             result = checker(code)
@@ -25,6 +35,8 @@ def find_syntax_error(code: str, checker: SyntaxChecker | None = None) -> tuple[
         if result is None:
             return None
         if isinstance(result, dict):
+            if result.get("code") in _LIMIT_CODES:
+                raise CheckTooExpensive(str(result.get("message") or result.get("code")))
             return _from_checker(result)
     return tree_sitter_syntax_error(code)
 

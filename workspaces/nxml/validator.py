@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import re
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,11 +22,12 @@ from .bindings import (
     parse_expression,
 )
 from .errors import NXMLError
-from .javascript import SyntaxChecker, find_syntax_error
+from .javascript import CheckTooExpensive, SyntaxChecker, find_syntax_error
 from .schema import (
     COMPONENT_ID,
     COMPONENTS,
     EMPTY_DEFAULTS,
+    EVENT_NAME,
     EXTENSION_NAME,
     IDENTIFIER,
     KNOWN_ELEMENTS,
@@ -40,6 +42,7 @@ from .schema import (
 from .tree import (
     ArgDef,
     ComputedDef,
+    EventDef,
     ExtensionDef,
     Handler,
     PanelDefinition,
@@ -54,7 +57,9 @@ _NUMBER = re.compile(r"^\s*-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*$")
 _BOOLEANS = {"true": True, "false": False}
 MAX_ERRORS = 500
 MAX_ERRORS_PER_VALUE = 10
-_BIND_TYPES = {"Input": ("string", "number"), "Switch": ("boolean",)}
+# Time the syntax checks of one document may take together; the handlers after it go unchecked.
+CHECK_BUDGET_S = 2.0
+_BIND_TYPES = {"Input": ("string", "number"), "Switch": ("boolean",), "Checkbox": ("boolean",)}
 
 
 def coerce_default(type_: str, raw: str) -> Any:
@@ -100,6 +105,7 @@ class Validator:
         self.tool_names: set[str] = set()
         self.aliases: set[str] = set()
         self.component_ids: dict[str, RawElement] = {}
+        self.check_seconds = 0.0
 
     # ------------------------------------------------------------------ reporting
     def report(self, code: str, message: str, at: tuple[int, int]) -> None:
@@ -341,6 +347,17 @@ class Validator:
                     definition.tools.append(tool)
             elif element.tag == "Lifecycle":
                 self.build_lifecycle(element, definition)
+        events: dict[str, Any] = {}
+        for element in children:
+            if element.tag == "Event":
+                self.build_event(element, events, definition)
+
+    def build_event(self, element: RawElement, seen: dict[str, Any], definition: PanelDefinition) -> None:
+        self.check_element(element)
+        name = self.check_name(element, "event", seen, EVENT_NAME)
+        broadcast = self.check_boolean_literal(element, "broadcast")
+        if name is not None:
+            definition.events.append(EventDef(name, bool(broadcast), element.attributes.get("description", "")))
 
     def build_extension(self, element: RawElement, definition: PanelDefinition) -> None:
         self.check_element(element)
@@ -445,7 +462,19 @@ class Validator:
     def check_handler_syntax(self, handler: Handler, what: str) -> None:
         if not handler.code.strip():
             return
-        problem = find_syntax_error(handler.code, self.checker)
+        if self.check_seconds >= CHECK_BUDGET_S:
+            if self.check_seconds != math.inf:
+                self.check_seconds = math.inf  # reported once, at the first handler left unchecked
+                self.report_too_expensive(handler, what, f"the document's handlers took over {CHECK_BUDGET_S:g} s")
+            return
+        started = time.monotonic()
+        try:
+            problem = find_syntax_error(handler.code, self.checker)
+        except CheckTooExpensive as exc:
+            self.report_too_expensive(handler, what, str(exc))
+            return
+        finally:
+            self.check_seconds += time.monotonic() - started
         if problem is None:
             return
         message, line, column = problem
@@ -453,6 +482,13 @@ class Validator:
             codes.HANDLER_SYNTAX,
             f"handler of {what} does not compile (handler line {line}): {message}",
             handler.nxml_position(line, column),
+        )
+
+    def report_too_expensive(self, handler: Handler, what: str, why: str) -> None:
+        self.report(
+            codes.HANDLER_TOO_EXPENSIVE,
+            f"handler of {what} is too expensive to check ({why}); make the handlers shorter or fewer",
+            handler.nxml_position(1, 1),
         )
 
     def build_lifecycle(self, element: RawElement, definition: PanelDefinition) -> None:
