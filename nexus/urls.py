@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from nexus import health
+from workspaces import documentation
 
 urlpatterns = [
     path("health", health.health, name="health"),
@@ -16,6 +17,7 @@ urlpatterns = [
     path("api/v1/", include("workspaces.api.urls")),
     path("", include("workspaces.api.kernel_urls")),
     path("workspaces/", include("workspaces.urls")),
+    path("docs/<slug:name>/", documentation.doc_page, name="doc-page"),
     path("", RedirectView.as_view(url="/workspaces/", permanent=False)),
 ]
 

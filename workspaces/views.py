@@ -12,15 +12,18 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
 
 from workspaces import access
 from workspaces.access import AccessDenied, Principal
+from workspaces.forms import WorkspaceCreateForm
 from workspaces.models import Membership, Panel, PanelStatus, Workspace
 from workspaces.presenters import iso, panel_detail, websocket_url
+from workspaces.services import workspaces as workspace_service
+from workspaces.services.panels import ServiceError
 
 View = Callable[..., HttpResponse]
 
@@ -99,6 +102,17 @@ def _panel_for(workspace: Workspace, panel_id: str) -> Panel:
 
 @page_login_required
 def workspace_list(request: HttpRequest) -> HttpResponse:
+    """The user's workspaces, and a form to create one (posted here; the user becomes its owner)."""
+    form = WorkspaceCreateForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
+        try:
+            workspace = workspace_service.create_workspace(
+                form.cleaned_data["slug"], form.cleaned_data["name"], owner=request.user
+            )
+        except ServiceError as exc:  # created by someone else since the form was checked
+            form.add_error("slug", exc.message)
+        else:
+            return redirect("panel-list", workspace.slug)
     workspaces = (
         access.visible_workspaces(Principal(user=request.user))
         .annotate(panel_count=Count("panels", distinct=True))
@@ -106,7 +120,8 @@ def workspace_list(request: HttpRequest) -> HttpResponse:
     )
     roles = dict(Membership.objects.filter(user=cast(Any, request.user)).values_list("workspace_id", "role"))
     rows = [{"workspace": workspace, "role": roles.get(workspace.pk, "")} for workspace in workspaces]
-    return render(request, "workspaces/workspace_list.html", {"rows": rows})
+    return render(request, "workspaces/workspace_list.html", {"rows": rows, "form": form},
+                  status=400 if form.is_bound else 200)
 
 
 @page_login_required
@@ -125,8 +140,11 @@ def panel_page(request: HttpRequest, slug: str, panel_id: str) -> HttpResponse:
         "panel": panel_detail(panel),
         "wsUrl": websocket_url(request, panel),
         "stateUrl": reverse("panel-page-state", args=[workspace.slug, panel.panel_id]),
+        "activityUrl": reverse("api:panel-activity", args=[workspace.slug, panel.panel_id]),
     }
-    return render(request, "workspaces/panel.html", {"workspace": workspace, "panel": panel, "bootstrap": bootstrap})
+    admin_url = reverse("admin:workspaces_panel_change", args=[panel.pk]) if request.user.is_staff else None
+    return render(request, "workspaces/panel.html",
+                  {"workspace": workspace, "panel": panel, "bootstrap": bootstrap, "admin_url": admin_url})
 
 
 @page_login_required
