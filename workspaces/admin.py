@@ -21,9 +21,11 @@ from django.contrib.admin.options import csrf_protect_m
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
-from workspaces.models import AuditRecord, Membership, Panel, Role, Workspace
+from workspaces.models import AuditRecord, Membership, Panel, PanelRun, Role, Workspace
+from workspaces.services import activity as activity_service
 from workspaces.services import panels as panel_service
 from workspaces.services import workspaces as workspace_service
 from workspaces.services.panels import ServiceError
@@ -202,7 +204,7 @@ class PanelForm(forms.ModelForm):
 @admin.register(Panel)
 class PanelAdmin(ServiceDeletes):
     form = PanelForm
-    list_display = ["panel_id", "workspace", "title", "status", "state_version", "last_activity"]
+    list_display = ["panel_id", "workspace", "title", "status", "state_version", "last_activity", "live_page"]
     list_filter = ["workspace", "status"]
     search_fields = ["panel_id", "title", "workspace__slug", "workspace__name"]
     list_select_related = ["workspace"]
@@ -210,14 +212,15 @@ class PanelAdmin(ServiceDeletes):
     actions = ["validate_panels", "reset_state", "remount", "stop", "export_nxml"]
     readonly_fields = [
         "title", "version", "status", "state_version", "pretty_state", "pretty_last_error",
-        "created_at", "updated_at", "last_activity",
+        "created_at", "updated_at", "last_activity", "live_page", "recent_runs",
     ]
 
     def get_fields(self, request: HttpRequest, obj: Panel | None = None) -> list[Any]:
         if obj is None:
             return ["workspace", "panel_id", "extension_config", "source"]
-        return ["workspace", "panel_id", "title", "version", "status", "state_version", "pretty_state",
-                "pretty_last_error", "pretty_extension_config", "created_at", "last_activity", "source"]
+        return ["workspace", "panel_id", "live_page", "title", "version", "status", "state_version", "pretty_state",
+                "pretty_last_error", "recent_runs", "pretty_extension_config", "created_at", "last_activity",
+                "source"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Panel | None = None) -> list[str]:
         if obj is None:
@@ -236,6 +239,23 @@ class PanelAdmin(ServiceDeletes):
     @admin.display(description="Extension config")
     def pretty_extension_config(self, panel: Panel) -> str:
         return pretty_json(panel.extension_config)
+
+    @admin.display(description="Live page")
+    def live_page(self, panel: Panel) -> str:
+        return format_html('<a href="{}">Open</a>', reverse("panel-page", args=[panel.workspace.slug, panel.panel_id]))
+
+    @admin.display(description="Recent runs")
+    def recent_runs(self, panel: Panel) -> str:
+        runs = activity_service.runs_of(panel)[:RECENT_RUNS_SHOWN]
+        if not runs:
+            return "—"
+        rows = format_html_join("", "<li>{} · {} {} · {} · {} ms{}</li>", (
+            (f"{run.started_at:%Y-%m-%d %H:%M:%S}", run.kind, run.handler, run.status, run.duration_ms,
+             f" · {run.error_code}" if run.error_code else "")
+            for run in runs
+        ))
+        every = reverse("admin:workspaces_panelrun_changelist") + f"?panel__id__exact={panel.pk}"
+        return format_html('<ul style="margin:0">{}</ul><a href="{}">Every kept run, with its log</a>', rows, every)
 
     # -- saving and deleting through the service, without Django's outer transaction (see ServiceDeletes)
 
@@ -368,3 +388,35 @@ class AuditRecordAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: AuditRecord | None = None) -> bool:
         return False
 
+
+# ---------------------------------------------------------------- activity
+
+
+RECENT_RUNS_SHOWN = 10
+RUN_FIELDS = ("panel", "kind", "handler", "actor", "started_at", "status", "duration_ms", "error_code",
+              "error_message", "log_lines")
+
+
+@admin.register(PanelRun)
+class PanelRunAdmin(admin.ModelAdmin):
+    """The activity log, read-only: runs are written by the panel service and pruned by it."""
+
+    list_display = ["started_at", "panel", "kind", "handler", "status", "duration_ms", "error_code", "actor"]
+    list_filter = ["status", "kind", "panel__workspace"]
+    search_fields = ["panel__panel_id", "handler", "actor", "error_code"]
+    list_select_related = ["panel__workspace"]
+    fields = RUN_FIELDS
+    readonly_fields = RUN_FIELDS
+
+    @admin.display(description="Log")
+    def log_lines(self, run: PanelRun) -> str:
+        if not run.logs:
+            return "—"
+        lines = format_html_join("\n", "[{}] {}", ((line.get("level"), line.get("message")) for line in run.logs))
+        return format_html('<pre style="margin:0; white-space:pre-wrap">{}</pre>', lines)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: PanelRun | None = None) -> bool:
+        return False

@@ -202,3 +202,26 @@ def test_audit_records_are_read_only(admin_client: Client) -> None:
     assert admin_client.post(f"{base}{record.pk}/change/", {"reason": "edited"}).status_code == 403
     assert admin_client.post(f"{base}{record.pk}/delete/", {"post": "yes"}).status_code == 403
     assert AuditRecord.objects.get(pk=record.pk).reason == "host is not allowed"
+
+
+def test_panels_link_to_their_live_page_and_recent_runs(admin_client: Client, workspace: Any) -> None:
+    created = create_panel(workspace, COUNTER, "counter")
+    async_to_sync(panel_service.run_tool)(created, "increment", {"by": 2}, actor="root")
+    assert 'href="/workspaces/lab/panels/counter/"' in admin_client.get(CHANGELIST).content.decode()
+    page = admin_client.get(f"{CHANGELIST}{created.pk}/change/").content.decode()
+    assert 'href="/workspaces/lab/panels/counter/"' in page
+    assert "tool increment · success" in page
+    assert f"/admin/workspaces/panelrun/?panel__id__exact={created.pk}" in page
+
+
+def test_runs_are_read_only_with_their_log(admin_client: Client, workspace: Any) -> None:
+    source = COUNTER.replace("$emit('changed', $state.count);", "$log.warn('now', $state.count);")
+    created = create_panel(workspace, source, "counter")
+    async_to_sync(panel_service.run_tool)(created, "increment", {}, actor="root")
+    base = "/admin/workspaces/panelrun/"
+    listing = admin_client.get(base, {"panel__id__exact": created.pk}).content.decode()
+    assert "increment" in listing and f"{base}add/" not in listing
+    run = created.runs.get()
+    detail = admin_client.get(f"{base}{run.pk}/change/").content.decode()
+    assert "[warn] now 1" in detail and 'name="_save"' not in detail
+    assert admin_client.post(f"{base}{run.pk}/change/", {"handler": "x"}).status_code == 403

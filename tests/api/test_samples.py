@@ -108,12 +108,12 @@ def test_todo(world: World, api_client_for: Any) -> None:
 def test_monitor(world: World, api_client_for: Any, service_url: str) -> None:
     client = api_client_for(world.editor)
     initial = create(client, "monitor", MONITOR, extensions={"http": {"baseURL": service_url}})["initialState"]
-    assert initial == {"status": "unknown", "loading": False, "logs": [], "history": []}
+    assert initial == {"status": "unknown", "target": "/health", "loading": False, "logs": [], "history": []}
     checked = run(client, "monitor", "checkHealth")
     assert checked["returnValue"] == "online"
     after = state(client, "monitor")
     assert after["status"] == "online" and after["loading"] is False
-    assert len(after["logs"]) == 1 and after["logs"][0].endswith(" 200")
+    assert len(after["logs"]) == 1 and after["logs"][0].endswith(" GET /health 200")
     assert len(after["history"]) == 1
     assert changed(run(client, "monitor", "clearLogs")) == {"logs": []}
 
@@ -126,3 +126,19 @@ def test_monitor_reports_an_unreachable_service(world: World, api_client_for: An
     assert checked["returnValue"] == "offline"
     assert checked["events"][0]["name"] == "toast"
     assert state(client, "monitor")["loading"] is False
+
+
+def test_the_contract_examples_still_run(world: World, api_client_for: Any, service_url: str) -> None:
+    """The demo panels may improve on the contract's examples; the examples themselves keep working."""
+    from tests.nxml.test_nxml_samples import SHARED
+
+    client = api_client_for(world.editor)
+    for path in sorted(SHARED.glob("*.nxml")):
+        panel_id = f"shared-{path.stem}"
+        source = path.read_text(encoding="utf-8")
+        extensions = {"http": {"baseURL": service_url}} if 'alias="http"' in source else {}
+        create(client, panel_id, source, extensions=extensions)
+        tools = client.get(f"{PANELS}/{panel_id}/").json()["tools"]
+        for tool in tools:
+            if not tool["argsSchema"]["required"]:
+                run(client, panel_id, tool["name"])

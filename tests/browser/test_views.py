@@ -75,3 +75,28 @@ def test_not_found_page_for_a_stranger(make_user: Any, make_workspace: Any) -> N
         assert response.status_code == 404, path
         assert "Secret plans" not in response.content.decode()
         assert "<h1" in response.content.decode() and "Not found" in response.content.decode()
+
+
+def test_the_guides_are_pages_and_nothing_else_of_docs(db: None) -> None:
+    client = Client()
+    page = client.get("/docs/nxml/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "<h1>NXML reference</h1>" in body and 'href="/docs/tutorial/"' in body
+    assert "&lt;![CDATA[" in body  # examples are shown as text
+    assert client.get("/docs/tutorial/").status_code == 200
+    assert client.get("/docs/security/").status_code == 404
+
+
+def test_creating_a_workspace_from_the_page(make_user: Any) -> None:
+    from workspaces.models import Membership
+
+    client = Client()
+    client.force_login(make_user("newbie"))
+    assert "Create a workspace" in client.get("/workspaces/").content.decode()
+    response = client.post("/workspaces/", {"name": "My Lab"})
+    assert response.status_code == 302 and response["Location"] == "/workspaces/my-lab/"
+    assert Membership.objects.get(workspace__slug="my-lab").role == "owner"
+    again = client.post("/workspaces/", {"name": "Other", "slug": "my-lab"})
+    assert again.status_code == 400 and "already exists" in again.content.decode()
+    assert client.post("/workspaces/", {"name": "!!!"}).status_code == 400
