@@ -85,6 +85,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
 
     panel: Panel | None = None
     principal: Principal | None = None
+    broadcast_events: frozenset[str] = frozenset()
 
     async def connect(self) -> None:
         # Accept first so that a refusal reaches the browser as a close code it can read.
@@ -120,6 +121,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         if not await self._recheck_access():
             return
         self.version = self.panel.state_version
+        await self._learn_definition()
         await self.send_json(
             {
                 "type": "CONNECTED",
@@ -256,6 +258,10 @@ class PanelConsumer(AsyncWebsocketConsumer):
             outcome = await panel_service.run_tool(
                 panel, tool, args, scope, actor=self.principal.username, on_progress=progress
             )
+            # The run's own events go to this socket alone; broadcast ones come through the group.
+            for event in outcome.events:
+                if event.get("name") not in self.broadcast_events:
+                    await self._send_event(event)
             await self.send_json({"type": "RESULT", "requestId": request_id, **outcome.body()})
         except AccessDenied as denied:
             await self.send_error(denied.code, denied.message, request_id)
@@ -344,13 +350,27 @@ class PanelConsumer(AsyncWebsocketConsumer):
                      "timestamp": message["timestamp"]}
                 )
         for event in message["events"]:
-            await self.send_json({"type": "EVENT", "name": event.get("name"), "payload": event.get("payload")})
+            if event.get("name") in self.broadcast_events:
+                await self._send_event(event)
         for command in message["viewCommands"]:
             await self.send_json({"type": "VIEW", "command": command})
 
+    async def _send_event(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "EVENT", "name": event.get("name"), "payload": event.get("payload")})
+
+    async def _learn_definition(self) -> None:
+        """What the consumer needs of the panel's definition: the events every viewer gets."""
+        assert self.panel is not None
+        definition = await panel_service.adefinition_of(self.panel)
+        self.broadcast_events = definition.broadcast_events()
+
     async def panel_changed(self, message: dict[str, Any]) -> None:
         if self.panel is not None and self.principal is not None:
+            status = self.panel.status
             self.panel = await load_checked(self.principal, self.panel.pk, None)
+            await self._learn_definition()
+            if self.panel.status != status:
+                await self.send_json({"type": "STATUS", "status": self.panel.status})
 
     async def panel_deleted(self, message: dict[str, Any]) -> None:
         await self._close_for(CLOSE_NOT_FOUND)

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -132,6 +133,19 @@ def panel_list(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "workspaces/panel_list.html", {"workspace": workspace, "panels": panels})
 
 
+def _panel_controls(request: HttpRequest, workspace: Workspace, panel: Panel) -> dict[str, Any]:
+    """Whether the viewer may start the panel, and how (the REST route, with the session's CSRF token)."""
+    try:
+        access.check(Principal(user=request.user), workspace, access.PANEL_EXECUTE)
+    except AccessDenied:
+        return {"canStart": False}
+    return {
+        "canStart": True,
+        "startUrl": reverse("api:panel-start", args=[workspace.slug, panel.panel_id]),
+        "csrfToken": get_token(request),
+    }
+
+
 @page_login_required
 def panel_page(request: HttpRequest, slug: str, panel_id: str) -> HttpResponse:
     workspace = _workspace_for(request, slug)
@@ -141,6 +155,7 @@ def panel_page(request: HttpRequest, slug: str, panel_id: str) -> HttpResponse:
         "wsUrl": websocket_url(request, panel),
         "stateUrl": reverse("panel-page-state", args=[workspace.slug, panel.panel_id]),
         "activityUrl": reverse("api:panel-activity", args=[workspace.slug, panel.panel_id]),
+        "controls": _panel_controls(request, workspace, panel),
     }
     admin_url = reverse("admin:workspaces_panel_change", args=[panel.pk]) if request.user.is_staff else None
     return render(request, "workspaces/panel.html",

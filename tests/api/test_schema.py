@@ -29,6 +29,8 @@ EXPECTED_OPERATIONS = {
     ("/api/v1/workspaces/{slug}/panels/{panel_id}/", "delete"): {"204", "401", "403", "404"},
     ("/api/v1/workspaces/{slug}/panels/{panel_id}/state/", "get"): {"200", "401", "403", "404"},
     ("/api/v1/workspaces/{slug}/panels/{panel_id}/activity/", "get"): {"200", "401", "403", "404"},
+    ("/api/v1/workspaces/{slug}/panels/{panel_id}/start/", "post"): {"200", "401", "403", "404", "503"},
+    ("/api/v1/workspaces/{slug}/panels/{panel_id}/stop/", "post"): {"200", "401", "403", "404", "503"},
     ("/api/v1/workspaces/{slug}/panels/{panel_id}/tools/{tool}/", "post"): {
         "200", "400", "401", "403", "404", "413", "503"},
     ("/panels", "get"): {"200", "401", "403", "404"},
@@ -37,6 +39,9 @@ EXPECTED_OPERATIONS = {
     ("/panels/{panel_id}", "delete"): {"204", "401", "403", "404"},
     ("/panels/{panel_id}/state", "get"): {"200", "401", "403", "404"},
     ("/panels/{panel_id}/trigger/{tool}", "post"): {"200", "400", "401", "403", "404", "413", "503"},
+    ("/panels/from-nxml", "post"): {"201", "400", "401", "403", "404", "413", "429", "503"},
+    ("/auth/token", "post"): {"200", "400", "401"},
+    ("/auth/me", "get"): {"200", "401"},
 }
 
 

@@ -17,6 +17,8 @@ validate = views.PanelViewSet.as_view({"post": "validate"})
 panel = views.PanelViewSet.as_view({"get": "retrieve", "delete": "destroy"})
 state = views.PanelViewSet.as_view({"get": "state"})
 tool = views.PanelViewSet.as_view({"post": "run_tool"})
+start = views.PanelViewSet.as_view({"post": "start"})
+stop = views.PanelViewSet.as_view({"post": "stop"})
 panel_activity = PanelActivityViewSet.as_view({"get": "list"})
 
 urlpatterns = [
@@ -33,5 +35,7 @@ urlpatterns = [
     path("workspaces/<slug:slug>/panels/<str:panel_id>/", panel, name="panel"),
     path("workspaces/<slug:slug>/panels/<str:panel_id>/state/", state, name="panel-state"),
     path("workspaces/<slug:slug>/panels/<str:panel_id>/tools/<str:tool>/", tool, name="panel-tool"),
+    path("workspaces/<slug:slug>/panels/<str:panel_id>/start/", start, name="panel-start"),
+    path("workspaces/<slug:slug>/panels/<str:panel_id>/stop/", stop, name="panel-stop"),
     path("workspaces/<slug:slug>/panels/<str:panel_id>/activity/", panel_activity, name="panel-activity"),
 ]

@@ -14,8 +14,8 @@ from asgiref.sync import async_to_sync
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.views import defaults
-from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import status, viewsets
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from rest_framework import serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
@@ -46,7 +46,7 @@ from workspaces.api.serializers import (
     WorkspaceSerializer,
     WorkspaceUpdateSerializer,
 )
-from workspaces.models import Membership, Panel, Workspace
+from workspaces.models import Membership, Panel, PanelStatus, Workspace
 from workspaces.services import panels as panel_service
 from workspaces.services import workspaces as workspace_service
 from workspaces.services.panels import ServiceError
@@ -248,6 +248,17 @@ class MemberViewSet(NexusViewSet):
 # ---------------------------------------------------------------- panels
 
 
+LIFECYCLE_RESULT = inline_serializer("PanelLifecycleResult", {
+    "panelId": serializers.CharField(),
+    "status": serializers.ChoiceField(choices=PanelStatus.values),
+    "error": serializers.JSONField(allow_null=True, help_text="The mount handler's error when it failed"),
+})
+
+
+def _lifecycle_result(panel: Panel) -> dict[str, Any]:
+    return {"panelId": panel.panel_id, "status": panel.status, "error": panel.last_error}
+
+
 @extend_schema(tags=["panels"])
 class PanelViewSet(NexusViewSet):
     required_permissions = {
@@ -257,6 +268,8 @@ class PanelViewSet(NexusViewSet):
         "retrieve": access.PANEL_READ,
         "state": access.PANEL_READ,
         "run_tool": access.PANEL_EXECUTE,
+        "start": access.PANEL_EXECUTE,
+        "stop": access.PANEL_EXECUTE,
         "destroy": access.PANEL_DELETE,
     }
 
@@ -345,6 +358,27 @@ class PanelViewSet(NexusViewSet):
             body.validated_data.get("scope"), actor=self.actor,
         )
         return Response(outcome.body())
+
+    @extend_schema(
+        summary="Start the panel: run its mount handler",
+        description=(
+            "For a stopped panel, or one whose mount failed. A mount handler that fails again is "
+            "not an HTTP error: the answer is 200 with `status: error` and the handler's `error`."
+        ),
+        request=None,
+        responses={200: LIFECYCLE_RESULT, **schema.errors(401, 403, 404, 503)},
+    )
+    def start(self, request: Request, panel_id: str, **kwargs: Any) -> Response:
+        panel = self._panel(panel_id)
+        run_service(panel_service.mount, panel, self.actor)
+        return Response(_lifecycle_result(panel))
+
+    @extend_schema(summary="Stop the panel: run its unmount handler; its tools refuse to run until it is started",
+                   request=None, responses={200: LIFECYCLE_RESULT, **schema.errors(401, 403, 404, 503)})
+    def stop(self, request: Request, panel_id: str, **kwargs: Any) -> Response:
+        panel = self._panel(panel_id)
+        run_service(panel_service.stop_panel, panel, self.actor)
+        return Response(_lifecycle_result(panel))
 
     @extend_schema(summary="Run unmount, close the panel's sockets and delete it",
                    responses={204: None, **schema.errors(401, 403, 404)})

@@ -9,6 +9,7 @@ from .parser import parse_nxml, validate_nxml
 from .tree import (
     ArgDef,
     ComputedDef,
+    EventDef,
     ExtensionDef,
     Handler,
     PanelDefinition,
@@ -26,6 +27,7 @@ __all__ = [
     "MAX_SOURCE_BYTES",
     "ArgDef",
     "ComputedDef",
+    "EventDef",
     "ExtensionDef",
     "Handler",
     "NXMLError",

@@ -20,6 +20,7 @@ IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 TOOL_NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$-]*$")
 PANEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 COMPONENT_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
+EVENT_NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$.:-]*$")
 EXTENSION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:[.-][A-Za-z0-9_]+)*$")
 MAX_NAME_LENGTH = 128
 
@@ -100,14 +101,25 @@ COMPONENTS: dict[str, Component] = {
         xKey=Attr("property"),
         yKey=Attr("property"),
         height=Attr("number"),
+        unit=Attr(),
     ),
     "Input": _component(
         bind=Attr("bind", required=True),
         placeholder=Attr(),
         inputType=Attr("enum", choices=("text", "number", "password", "email")),
         disabled=_DISABLED,
+        trigger=Attr("trigger"),
+        args=Attr("binding"),
     ),
     "Switch": _component(bind=Attr("bind", required=True), label=Attr(), disabled=_DISABLED),
+    "Checkbox": _component(
+        label=Attr(),
+        checked=Attr("bool"),
+        bind=Attr("bind"),
+        trigger=Attr("trigger"),
+        args=Attr("binding"),
+        disabled=_DISABLED,
+    ),
     "Button": _component(
         label=Attr(required=True),
         trigger=Attr("trigger"),
@@ -138,7 +150,8 @@ STRUCTURE: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str]]] = {
         frozenset(),
     ),
     "Computed": (frozenset({"name", "value", "description"}), frozenset({"name", "value"}), frozenset()),
-    "Logic": (frozenset(), frozenset(), frozenset({"Extension", "Tool", "Lifecycle"})),
+    "Logic": (frozenset(), frozenset(), frozenset({"Extension", "Event", "Tool", "Lifecycle"})),
+    "Event": (frozenset({"name", "broadcast", "description"}), frozenset({"name"}), frozenset()),
     "Extension": (frozenset({"name", "alias"}), frozenset({"name"}), frozenset()),
     "Tool": (
         frozenset({"name", "description"}),

@@ -150,6 +150,15 @@ class ExtensionDef:
 
 
 @dataclass(slots=True)
+class EventDef:
+    """A declared event; a broadcast one reaches every viewer, others only the requester."""
+
+    name: str
+    broadcast: bool = False
+    description: str = ""
+
+
+@dataclass(slots=True)
 class ViewNode:
     """One component: props keep the raw attribute strings (the browser evaluates ``{…}``)."""
 
@@ -205,6 +214,7 @@ class PanelDefinition:
     lifecycle: dict[str, Handler] = field(default_factory=dict)
     extensions: list[ExtensionDef] = field(default_factory=list)
     view: list[ViewNode] = field(default_factory=list)
+    events: list[EventDef] = field(default_factory=list)
 
     # -- lookups
     def tool(self, name: str) -> ToolDef | None:
@@ -234,6 +244,10 @@ class PanelDefinition:
         """alias -> extension name."""
         return {extension.alias: extension.name for extension in self.extensions}
 
+    def broadcast_events(self) -> frozenset[str]:
+        """Names of the events declared ``broadcast="true"``."""
+        return frozenset(event.name for event in self.events if event.broadcast)
+
     def computed_order(self) -> list[str]:
         """Computed keys in an order where each comes after the computed keys it reads."""
         pending = {item.name: item for item in self.computed}
@@ -252,11 +266,11 @@ class PanelDefinition:
         return ordered
 
     def bound_keys(self) -> dict[str, str]:
-        """State keys that an Input or Switch writes to, with their declared types."""
+        """State keys that an Input, Switch or Checkbox writes to, with their declared types."""
         types = {state.name: state.type for state in self.states}
         bound: dict[str, str] = {}
         for node in self._nodes():
-            if node.type in ("Input", "Switch"):
+            if node.type in ("Input", "Switch", "Checkbox"):
                 key = bind_key(node.props.get("bind", ""))
                 if key is not None and key in types:
                     bound[key] = types[key]
@@ -282,6 +296,7 @@ class PanelDefinition:
             "lifecycle": {on: handler.to_dict() for on, handler in self.lifecycle.items()},
             "extensions": [_plain(extension) for extension in self.extensions],
             "view": [node.to_dict() for node in self.view],
+            "events": [_plain(event) for event in self.events],
         }
 
     @classmethod
@@ -296,6 +311,7 @@ class PanelDefinition:
             lifecycle={on: Handler.from_dict(h) for on, h in data.get("lifecycle", {}).items()},
             extensions=[ExtensionDef(**extension) for extension in data.get("extensions", [])],
             view=[ViewNode.from_dict(node) for node in data.get("view", [])],
+            events=[EventDef(**event) for event in data.get("events", [])],
         )
 
 
