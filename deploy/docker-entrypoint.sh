@@ -1,7 +1,8 @@
 #!/bin/sh
 # Entrypoint of the Nexus image. Runs from the application directory (WORKDIR /app).
 #
-#   (no arguments)            start-up checks, then `python manage.py nexus_serve`
+#   (no arguments)            start-up checks (`nexus_check --deploy`, or `--startup` when
+#                             DEBUG is on), then `python manage.py nexus_serve`
 #   serve [ARGS]              same, passing ARGS to nexus_serve
 #   migrate [ARGS]            `manage.py migrate --noinput`; run once per release (Job, compose
 #                             one-shot), never from every replica
@@ -20,12 +21,21 @@ log() {
     printf 'entrypoint: %s\n' "$*" >&2
 }
 
+# Production checks (`--deploy`: DEBUG off, no placeholder secrets) unless the container is
+# meant to debug (the development stage, the dev overlay), which gets the start-up checks.
+check_mode() {
+    case "$(printf '%s' "${DEBUG:-false}" | tr '[:upper:]' '[:lower:]')" in
+        1 | true | yes | on) echo "--startup" ;;
+        *) echo "--deploy" ;;
+    esac
+}
+
 startup_checks() {
     if [ "${NEXUS_SKIP_CHECKS:-0}" = "1" ]; then
         log "start-up checks skipped (NEXUS_SKIP_CHECKS=1)"
         return 0
     fi
-    python manage.py nexus_check --deploy || {
+    python manage.py nexus_check "$(check_mode)" || {
         status=$?
         log "start-up checks failed (exit $status); not starting the server"
         exit "$status"
@@ -99,7 +109,7 @@ case "$1" in
         ;;
     check)
         shift
-        exec python manage.py nexus_check --deploy "$@"
+        exec python manage.py nexus_check "$(check_mode)" "$@"
         ;;
 esac
 

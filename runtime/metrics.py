@@ -79,6 +79,11 @@ RUNTIME_INSTANCES = _registered(
     "Sandbox instances by state: idle, busy (running or suspended) and suspended.",
     ("state",),
 )
+RUNTIME_WAITING_EXECUTIONS = _registered(
+    Gauge,
+    "nexus_runtime_waiting_executions",
+    "Executions waiting for a free sandbox instance (all busy); they fail with RUNTIME_BUSY after a while.",
+)
 WASM_CACHE_HIT_RATE = _registered(
     Gauge,
     "nexus_wasm_cache_hit_rate",
@@ -152,6 +157,7 @@ __all__ = [
     "PANELS_ACTIVE",
     "RUNTIME_INSTANCES",
     "RUNTIME_MEMORY_PEAK_BYTES",
+    "RUNTIME_WAITING_EXECUTIONS",
     "WASM_CACHE_HIT_RATE",
     "WS_CONNECTIONS",
     "add_durations",
@@ -177,5 +183,6 @@ def _memory_peak() -> float:
 
 for _state in ("idle", "busy", "suspended"):
     RUNTIME_INSTANCES.labels(_state).set_function(functools.partial(_figure, _state))
+RUNTIME_WAITING_EXECUTIONS.set_function(functools.partial(_figure, "waiting"))
 WASM_CACHE_HIT_RATE.set_function(_hit_rate)
 RUNTIME_MEMORY_PEAK_BYTES.set_function(_memory_peak)

@@ -174,7 +174,8 @@ class Pool:
 
     def counts(self) -> dict[str, int]:
         with self._lock:
-            return {"total": self._total, "idle": len(self._idle), "checked_out": self._checked_out}
+            return {"total": self._total, "idle": len(self._idle), "checked_out": self._checked_out,
+                    "waiting": self._waiting}
 
     # -- internals ---------------------------------------------------------------
 

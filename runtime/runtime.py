@@ -364,6 +364,7 @@ class Runtime:
         return {
             "idle": counts["idle"],
             "busy": counts["checked_out"],
+            "waiting": counts["waiting"],
             "suspended": suspended,
             "cache_hits": self._cache_hits,
             "cache_misses": self._cache_misses,

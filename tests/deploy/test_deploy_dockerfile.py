@@ -291,6 +291,15 @@ def test_entrypoint_default_command_of_the_image(tmp_path: Path) -> None:
     assert run.calls[:2] == ["manage.py nexus_check --deploy", "manage.py nexus_serve --verbosity 2"]
 
 
+@pytest.mark.parametrize("debug", ["true", "True", "1", "on"])
+def test_entrypoint_checks_a_debug_container_without_the_production_checks(tmp_path: Path, debug: str) -> None:
+    # nexus_check --deploy refuses DEBUG=true by design; the dev stage and overlay run with it.
+    run = run_entrypoint(tmp_path, DEBUG=debug)
+    assert run.calls[:2] == ["manage.py nexus_check --startup", "manage.py nexus_serve"], run.stderr
+    assert run_entrypoint(tmp_path, "check", DEBUG=debug).calls == ["manage.py nexus_check --startup"]
+    assert run_entrypoint(tmp_path, DEBUG="false").calls[0] == "manage.py nexus_check --deploy"
+
+
 def test_entrypoint_stops_when_checks_fail(tmp_path: Path) -> None:
     run = run_entrypoint(tmp_path, STUB_CHECK_EXIT="3")
     assert run.returncode == 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import time
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ COLLECTORS = [
     metrics.HANDLER_EXECUTIONS_TOTAL,
     metrics.HANDLER_DURATION_SECONDS,
     metrics.RUNTIME_INSTANCES,
+    metrics.RUNTIME_WAITING_EXECUTIONS,
     metrics.WASM_CACHE_HIT_RATE,
     metrics.RUNTIME_MEMORY_PEAK_BYTES,
     metrics.HOST_CALLS_TOTAL,
@@ -28,6 +31,7 @@ METRIC_NAMES = [
     "nexus_handler_executions_total",
     "nexus_handler_duration_seconds",
     "nexus_runtime_instances",
+    "nexus_runtime_waiting_executions",
     "nexus_wasm_cache_hit_rate",
     "nexus_runtime_memory_peak_bytes",
     "nexus_host_calls_total",
@@ -95,6 +99,26 @@ def test_runtime_feeds_its_metrics(make_runtime) -> None:  # type: ignore[no-unt
     assert sample("nexus_runtime_instances", state="idle") >= 1
     assert 0 < sample("nexus_wasm_cache_hit_rate") <= 1
     assert sample("nexus_runtime_memory_peak_bytes") > 0
+
+
+def test_executions_waiting_for_an_instance_are_counted(make_runtime) -> None:  # type: ignore[no-untyped-def]
+    rt = make_runtime(min_instances=1, max_instances=1, timeout_ms=1000, acquire_timeout_ms=30000)
+    assert sample("nexus_runtime_waiting_executions") == 0
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as workers:
+        # The only instance spins until its time limit; the second execution waits for it.
+        spinning = workers.submit(rt.execute, "while (true) {}", context(panel_id="spin"))
+        deadline = time.monotonic() + 20
+        while sample("nexus_runtime_instances", state="busy") < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        queued = workers.submit(rt.execute, "return 1;", context(panel_id="queued"))
+        seen = 0.0
+        while not queued.done() and time.monotonic() < deadline:
+            seen = max(seen, sample("nexus_runtime_waiting_executions"))
+            time.sleep(0.005)
+        assert spinning.result().error is not None
+        assert queued.result().error is None
+    assert seen == 1
+    assert sample("nexus_runtime_waiting_executions") == 0
 
 
 def test_no_panel_label(runtime) -> None:  # type: ignore[no-untyped-def]
