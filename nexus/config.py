@@ -102,6 +102,9 @@ class NexusConfig:
     HOST: str = _setting("0.0.0.0", _text, "address to bind")
     AUTH_ENABLED: bool = _setting(True, _parse_bool, "require JWT or session authentication")
     JWT_SECRET: str = _setting("", _text, "HMAC key for JWTs; required when auth is on")
+    JWT_SECRET_PREVIOUS: tuple[str, ...] = _setting(
+        (), _parse_list, "earlier JWT keys, comma separated: tokens they signed still verify"
+    )
     JWT_ACCESS_TTL: int = _setting(900, _parse_duration, "access token lifetime (seconds, or 15m, 1h)")
     CORS_ORIGINS: tuple[str, ...] = _setting(("*",), _parse_list, "allowed origins, comma separated")
     BODY_LIMIT: int = _setting(1024**2, _parse_size, "largest request body and WebSocket frame")
@@ -124,9 +127,23 @@ class NexusConfig:
     LOG_LEVEL: str = _setting("info", _parse_log_level, "debug, info, warn or error")
     LOG_PRETTY: bool = _setting(False, _parse_bool, "human-readable logs instead of JSON lines")
     DATABASE_URL: str = _setting(f"sqlite:///{BASE_DIR / 'db.sqlite3'}", _text, "database URL")
+    DB_POOL_MIN_SIZE: int = _setting(2, _int(0, 1000), "PostgreSQL connections the pool keeps open")
+    DB_POOL_MAX_SIZE: int = _setting(10, _int(1, 1000), "most PostgreSQL connections of this process")
+    DB_POOL_TIMEOUT: int = _setting(
+        2, _parse_duration, "how long a request waits for a pooled connection before answering 503"
+    )
     REDIS_URL: str = _setting("", _text, "Redis for the channel layer; unset: in-memory layer")
     REDIS_PREFIX: str = _setting("nexus", _text, "key prefix in Redis, so deployments can share one server")
     SECRET_KEY: str = _setting("", _text, "Django secret key; required when DEBUG is off")
+    SECRET_KEY_PREVIOUS: tuple[str, ...] = _setting(
+        (), _parse_list, "earlier Django secret keys, comma separated (SECRET_KEY_FALLBACKS)"
+    )
+    METRICS_PORT: int = _setting(9100, _int(0, 65535), "port that serves /metrics (0: none)")
+    METRICS_TOKEN: str = _setting("", _text, "bearer token that also allows /metrics on the public port")
+    SENTRY_DSN: str = _setting("", _text, "report errors to Sentry; unset: off")
+    CGROUP_MEMORY_MAX: str = _setting(
+        "/sys/fs/cgroup/memory.max", _text, "file with the container's memory limit (start-up check)"
+    )
     DEBUG: bool = _setting(False, _parse_bool, "Django debug mode")
     ALLOWED_HOSTS: tuple[str, ...] = _setting(("*",), _parse_list, "Django ALLOWED_HOSTS")
     NEXUS_ALLOW_INSECURE: bool = _setting(False, _parse_bool, "allow AUTH_ENABLED=false without DEBUG")
@@ -141,6 +158,12 @@ class NexusConfig:
     @property
     def redis_enabled(self) -> bool:
         return bool(self.REDIS_URL)
+
+    @property
+    def module_cache_dir(self) -> str:
+        """A subdirectory the process creates for itself (0700): CACHE_DIR may be a shared,
+        world-writable volume such as a kubelet emptyDir, which the runtime rightly refuses."""
+        return str(Path(self.CACHE_DIR) / "modules")
 
 
 def setting_names() -> list[str]:
@@ -200,3 +223,37 @@ def _check_consistency(config: NexusConfig) -> None:
         )
     if not config.DEBUG and not config.SECRET_KEY:
         raise ConfigError("SECRET_KEY is missing: required when DEBUG=false")
+    if config.DB_POOL_MIN_SIZE > config.DB_POOL_MAX_SIZE:
+        raise ConfigError(
+            f"DB_POOL_MIN_SIZE={config.DB_POOL_MIN_SIZE} is invalid: must be <= DB_POOL_MAX_SIZE "
+            f"({config.DB_POOL_MAX_SIZE})"
+        )
+    if not config.DEBUG:
+        _refuse_unsafe_secrets(config)
+
+
+# Values that are public: deploy/k8s/base/secret.yaml's placeholders and the Makefile's `make run` keys.
+UNSAFE_SECRET_PREFIXES = ("CHANGE-ME", "dev-only-")
+
+
+def unsafe_secrets(config: NexusConfig) -> list[str]:
+    """Names of the secret settings that hold a published placeholder or development value."""
+    secrets = {
+        "JWT_SECRET": [config.JWT_SECRET],
+        "JWT_SECRET_PREVIOUS": list(config.JWT_SECRET_PREVIOUS),
+        "SECRET_KEY": [config.SECRET_KEY],
+        "SECRET_KEY_PREVIOUS": list(config.SECRET_KEY_PREVIOUS),
+    }
+    names = [name for name, values in secrets.items() if any(v.startswith(UNSAFE_SECRET_PREFIXES) for v in values)]
+    if "CHANGE-ME" in config.DATABASE_URL:
+        names.append("DATABASE_URL")
+    return names
+
+
+def _refuse_unsafe_secrets(config: NexusConfig) -> None:
+    names = unsafe_secrets(config)
+    if names:
+        raise ConfigError(
+            f"{', '.join(names)} hold(s) a placeholder or development value (CHANGE-ME..., dev-only-...): "
+            "refused when DEBUG=false; set real secrets (e.g. openssl rand -hex 32)"
+        )

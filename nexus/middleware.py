@@ -19,6 +19,7 @@ from nexus.logging import request_id_var
 logger = logging.getLogger("nexus.request")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 REQUEST_ID_HEADER = "X-Request-ID"
+PROBE_PATHS = ("/health", "/metrics")
 
 
 def incoming_request_id(value: str | None) -> str:
@@ -71,6 +72,8 @@ class RequestLogMiddleware(HybridMiddleware):
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
         response[REQUEST_ID_HEADER] = request.request_id  # type: ignore[attr-defined]
         level = logging.ERROR if response.status_code >= 500 else logging.INFO
+        if request.path.startswith(PROBE_PATHS) and response.status_code < 500:
+            level = logging.DEBUG  # kubelet probes and scrapes every few seconds would drown the log
         logger.log(
             level,
             "%s %s %s",

@@ -20,6 +20,8 @@ except ConfigError as exc:
 
 DEBUG = NEXUS.DEBUG
 SECRET_KEY = NEXUS.SECRET_KEY or "django-insecure-development-only-key"
+# Sessions, password-reset links and signed values made with an earlier key stay valid.
+SECRET_KEY_FALLBACKS = list(NEXUS.SECRET_KEY_PREVIOUS)
 ALLOWED_HOSTS = list(NEXUS.ALLOWED_HOSTS)
 
 INSTALLED_APPS = [
@@ -78,7 +80,10 @@ TEMPLATES = [
 
 
 def _database(url: str) -> dict[str, Any]:
-    database: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
+    # Connections end with each request (CONN_MAX_AGE=0): under ASGI every request runs in a
+    # thread of its own, so a kept connection would be left behind by its thread. PostgreSQL
+    # connections come from a bounded pool instead, so they are reused without growing.
+    database: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=0, conn_health_checks=True))
     database["ENGINE"] = _prometheus_engine(database["ENGINE"])
     if database["ENGINE"].endswith("sqlite3"):
         # One writer at a time, taken at BEGIN: concurrent appliers queue instead of failing.
@@ -88,7 +93,16 @@ def _database(url: str) -> dict[str, Any]:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     else:
-        database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+        options = database.setdefault("OPTIONS", {})
+        options.setdefault("connect_timeout", 5)
+        if database["ENGINE"].endswith("postgresql"):
+            options.setdefault("application_name", "nexus")
+            options["pool"] = {
+                "min_size": NEXUS.DB_POOL_MIN_SIZE,
+                "max_size": NEXUS.DB_POOL_MAX_SIZE,
+                "timeout": NEXUS.DB_POOL_TIMEOUT,
+                "name": "nexus",
+            }
     return database
 
 
@@ -142,6 +156,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Without DEBUG the service sits behind TLS (SECURE_PROXY_SSL_HEADER): cookies never travel in clear.
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -200,3 +217,8 @@ LOGGING_CONFIG = "logging.config.dictConfig"
 LOGGING = logging_config(NEXUS.LOG_LEVEL, NEXUS.LOG_PRETTY)
 
 PROMETHEUS_EXPORT_MIGRATIONS = False
+
+if NEXUS.SENTRY_DSN:
+    from nexus.sentry import init_sentry
+
+    init_sentry(NEXUS.SENTRY_DSN)

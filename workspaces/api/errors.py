@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -14,6 +15,8 @@ from rest_framework.response import Response
 from nexus.errors import error_body
 from runtime import metrics
 from workspaces.access import AccessDenied
+
+logger = logging.getLogger("nexus.request")
 
 STATUS_CODES = {
     "INVALID_NXML": 400,
@@ -61,6 +64,7 @@ def _translate(exc: Exception) -> tuple[int, str, str, Any]:
     if isinstance(exc, AccessDenied):
         return exc.status, exc.code, exc.message, None
     if isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("database unavailable: %s", exc)
         return 503, "UNAVAILABLE", "Database unavailable", None
     if isinstance(exc, RequestDataTooBig):
         return 413, "PAYLOAD_TOO_LARGE", "Request body exceeds BODY_LIMIT", None

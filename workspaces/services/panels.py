@@ -791,15 +791,14 @@ async def delete_panel(panel: Panel, actor: str = "") -> None:
         except ServiceError as exc:
             logger.warning("unmount of %s failed: %s", panel, exc.message)
     await _delete(panel)
-    from workspaces.services.publish import apublish
-
-    await apublish(panel.workspace.slug, panel.panel_id, {"type": "panel.deleted"})
     await catalog.aannounce(panel.workspace.slug, panel.panel_id)
 
 
 @in_worker
 def _delete(panel: Panel) -> None:
     Panel.objects.filter(pk=panel.pk).delete()
+    # The same ordered path as unmount's events, so its sockets see those before they close (4404).
+    publish(panel.workspace.slug, panel.panel_id, {"type": "panel.deleted"})
 
 
 async def update_source(panel: Panel, source: str) -> Panel:

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from nexus import lifecycle
 from workspaces.services.publish import start_server_publisher
@@ -82,7 +82,9 @@ def build_server(application: Any, endpoints: list[str], grace_s: float, **optio
 
 class Command(BaseCommand):
     help = (
-        "Serve HTTP and WebSockets with daphne on HOST:HTTP_PORT and HOST:WS_PORT. "
+        "Serve HTTP and WebSockets with daphne on HOST:HTTP_PORT and HOST:WS_PORT, and /metrics on "
+        "HOST:METRICS_PORT. It refuses to start when MAX_INSTANCES x MEMORY_LIMIT_MB cannot fit in the "
+        "container's memory limit. "
         "On SIGTERM or SIGINT it stops accepting connections, lets running handlers finish for up to "
         "SHUTDOWN_GRACE_SECONDS, closes WebSockets with code 1001 and exits 0."
     )
@@ -91,7 +93,7 @@ class Command(BaseCommand):
         parser.add_argument("--host", help="address to bind (default: HOST)")
         parser.add_argument("--port", type=int, help="HTTP and WebSocket port (default: HTTP_PORT)")
         parser.add_argument("--ws-port", type=int, help="second WebSocket port (default: WS_PORT)")
-        parser.add_argument("--single-port", action="store_true", help="listen on the HTTP port only")
+        parser.add_argument("--single-port", action="store_true", help="no second WebSocket port")
 
     def handle(self, *args: Any, **options: Any) -> None:
         config = settings.NEXUS
@@ -100,13 +102,16 @@ class Command(BaseCommand):
         ws_port = options["ws_port"] or config.WS_PORT
         if not options["single_port"] and ws_port not in ports:
             ports.append(ws_port)
+        if config.METRICS_PORT and config.METRICS_PORT not in ports:
+            ports.append(config.METRICS_PORT)
         interface = host.replace(":", r"\:")
         endpoints = [f"tcp:port={port}:interface={interface}" for port in ports]
 
         from nexus.asgi import application
         from workspaces.services.sandbox import get_runtime
 
-        get_runtime()  # warm the sandbox pool before the first request
+        runtime = get_runtime()  # warm the sandbox pool before the first request
+        self._check_memory(runtime.config.max_instances, runtime.config.memory_limit_mb)
         # Everything loaded so far lives as long as the process: keep it out of the
         # collector's full passes, which otherwise stall the event loop for tens of ms.
         gc.collect()
@@ -133,3 +138,13 @@ class Command(BaseCommand):
         self.stdout.write(f"Nexus serving on http://{host}:{ports[0]}/ (ports {', '.join(map(str, ports))})")
         server.run()
         self.stdout.write("Nexus stopped")
+
+    def _check_memory(self, max_instances: int, memory_limit_mb: int) -> None:
+        """Refuse to start when a full sandbox pool cannot fit in the container's memory limit."""
+        from nexus.capacity import memory_budget
+        from nexus.health import rss_bytes
+
+        budget = memory_budget(max_instances, memory_limit_mb, rss_bytes(), settings.NEXUS.CGROUP_MEMORY_MAX)
+        if not budget.fits:
+            raise CommandError(budget.describe())
+        logger.info("memory: %s", budget.describe())
