@@ -11,7 +11,8 @@ RUN_ENV := DEBUG=$${DEBUG:-true} \
 	JWT_SECRET=$${JWT_SECRET:-dev-only-jwt-secret-change-me-please} \
 	LOG_PRETTY=$${LOG_PRETTY:-true} \
 	HTTP_PORT=$${HTTP_PORT:-$(PORT)} \
-	HTTP_ALLOWED_PRIVATE_HOSTS=$${HTTP_ALLOWED_PRIVATE_HOSTS:-127.0.0.1}
+	HOST=$${HOST:-127.0.0.1} \
+	HTTP_ALLOWED_PRIVATE_HOSTS=$${HTTP_ALLOWED_PRIVATE_HOSTS:-127.0.0.1,localhost}
 
 .PHONY: install run test lint pytest clean
 

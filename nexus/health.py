@@ -1,4 +1,11 @@
-"""Health endpoints: liveness, readiness (database, channel layer, sandbox pool) and a summary."""
+"""Health endpoints: liveness, readiness and a summary.
+
+Readiness means "this pod can serve requests": the database answers and the sandbox is
+loaded. It never waits for a sandbox instance (a busy pool is a reason to queue, not to
+take the pod out of the Service) and never asks Redis (the channel layer is shared by every
+pod: a Redis outage would otherwise make the whole fleet unready at once, while REST still
+serves). The summary, ``/health``, reports both and is what dashboards and alerts read.
+"""
 
 from __future__ import annotations
 
@@ -47,9 +54,10 @@ async def check_channel_layer() -> None:
 
 
 def check_runtime() -> None:
-    from workspaces.services.sandbox import self_test
+    """The engine, guest module and pool exist; no instance is taken, so busy instances do not matter."""
+    from workspaces.services.sandbox import get_runtime
 
-    self_test()
+    get_runtime().stats()
 
 
 async def _run_check(name: str, check: Any) -> tuple[str, str | None]:
@@ -65,7 +73,11 @@ async def _run_check(name: str, check: Any) -> tuple[str, str | None]:
     return name, None
 
 
-async def run_checks(names: tuple[str, ...] = ("database", "channelLayer", "runtime")) -> dict[str, str | None]:
+READINESS_CHECKS = ("database", "runtime")
+SUMMARY_CHECKS = ("database", "channelLayer")
+
+
+async def run_checks(names: tuple[str, ...]) -> dict[str, str | None]:
     checks = {"database": check_database, "channelLayer": check_channel_layer, "runtime": check_runtime}
     results = await asyncio.gather(*(_run_check(name, checks[name]) for name in names))
     return dict(results)
@@ -80,7 +92,7 @@ def live(request: HttpRequest) -> JsonResponse:
 
 
 async def ready(request: HttpRequest) -> JsonResponse:
-    results = await run_checks()
+    results = await run_checks(READINESS_CHECKS)
     ok = all(error is None for error in results.values())
     body = {"status": "ready" if ok else "unavailable", "checks": _checks_body(results)}
     return JsonResponse(body, status=200 if ok else 503)
@@ -98,7 +110,7 @@ def _summary(database_ok: bool) -> dict[str, Any]:
 
 
 async def health(request: HttpRequest) -> JsonResponse:
-    results = await run_checks(("database", "channelLayer"))
+    results = await run_checks(SUMMARY_CHECKS)
     ok = all(error is None for error in results.values())
     body: dict[str, Any] = {
         "status": "healthy" if ok else "unhealthy",

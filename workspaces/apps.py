@@ -8,6 +8,8 @@ class WorkspacesConfig(AppConfig):
 
     def ready(self) -> None:
         from runtime import metrics
+        from workspaces.api import signing
         from workspaces.services.stats import active_panel_gauge
 
         metrics.PANELS_ACTIVE.set_function(active_panel_gauge)
+        signing.install()

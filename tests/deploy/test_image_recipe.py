@@ -268,8 +268,8 @@ def test_runtime_venv_has_working_binary_wheels(recipe: Recipe) -> None:
 
 def test_server_starts_from_the_recipe_answers_health_and_stops_on_sigterm(recipe: Recipe) -> None:
     run_dir = recipe.run_dir("serve")
-    http_port, ws_port = free_ports(2)
-    env = recipe.container_env(run_dir, HTTP_PORT=str(http_port), WS_PORT=str(ws_port))
+    http_port, ws_port, metrics_port = free_ports(3)
+    env = recipe.container_env(run_dir, HTTP_PORT=str(http_port), WS_PORT=str(ws_port), METRICS_PORT=str(metrics_port))
     wrap = recipe.isolation.wrap
     must(wrap([str(recipe.entrypoint), "migrate"]), timeout=300, cwd=recipe.app, env=env)
     app_files = files_under(recipe.app)
@@ -306,8 +306,8 @@ def test_server_starts_from_the_recipe_answers_health_and_stops_on_sigterm(recip
 
 def test_entrypoint_refuses_to_serve_an_unmigrated_database(recipe: Recipe) -> None:
     run_dir = recipe.run_dir("unmigrated")
-    http_port, ws_port = free_ports(2)
-    env = recipe.container_env(run_dir, HTTP_PORT=str(http_port), WS_PORT=str(ws_port))
+    http_port, ws_port, metrics_port = free_ports(3)
+    env = recipe.container_env(run_dir, HTTP_PORT=str(http_port), WS_PORT=str(ws_port), METRICS_PORT=str(metrics_port))
     completed = run(recipe.isolation.wrap([str(recipe.entrypoint)]), 300, cwd=recipe.app, env=env)
     assert completed.returncode != 0
     output = completed.stdout + completed.stderr

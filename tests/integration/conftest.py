@@ -42,6 +42,10 @@ class Live:
         base = (server or self.server).url
         return httpx.request(method, f"{base}{path}", headers=self.headers(user), timeout=30, **kwargs)
 
+    def metrics(self) -> str:
+        """A Prometheus scrape, on the metrics port (the public port does not serve /metrics)."""
+        return httpx.get(self.server.metrics_url, timeout=30).text
+
     def create(self, panel_id: str, source: str, workspace: str = "acme", user: str = "alice") -> dict[str, Any]:
         response = self.api("POST", f"/api/v1/workspaces/{workspace}/panels/", user,
                             json={"id": panel_id, "source": source})

@@ -179,7 +179,7 @@ def test_extension_calls_are_audited_and_counted(setup: tuple[Live, Target]) -> 
     line = next(line for line in out.splitlines() if line.startswith("AUDIT"))
     calls, denied = map(int, line.split()[1:])
     assert calls >= 4 and denied >= 1
-    metrics = live.api("GET", "/metrics").text
+    metrics = live.metrics()
     assert 'nexus_ext_calls_total{extension="nexus.http",method="get",status="success"}' in metrics
     assert 'nexus_ext_calls_total{extension="nexus.http",method="get",status="denied"}' in metrics
 

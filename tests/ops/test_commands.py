@@ -26,9 +26,10 @@ def run(command: str, *args: str) -> str:
 @pytest.mark.django_db
 def test_nexus_check_passes_every_check() -> None:
     output = run("nexus_check", "--deploy")
-    for name in ("config", "database", "migrations", "channel layer", "sandbox", "cache dir"):
+    names = ("config", "production", "database", "migrations", "channel layer", "sandbox", "cache dir", "memory")
+    for name in names:
         assert any(line.startswith("ok") and name in line for line in output.splitlines()), output
-    assert "all 6 checks passed" in output
+    assert "all 8 checks passed" in output
 
 
 @pytest.mark.slow

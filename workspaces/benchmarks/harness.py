@@ -86,10 +86,16 @@ class Server:
     port: int
     env: dict[str, str]
     log_path: Path
+    metrics_port: int = 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """Where Prometheus scrapes: the process's metrics port (the public port answers 404)."""
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     @property
     def ws_url(self) -> str:
@@ -116,13 +122,14 @@ class Server:
 
 def start_server(env: dict[str, str], log_dir: Path, port: int | None = None, wait_s: float = 60) -> Server:
     port = port or free_port()
+    metrics_port = free_port()
     log_path = log_dir / f"server-{port}.log"
     handle = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "manage.py", "nexus_serve", "--host", "127.0.0.1", "--port", str(port), "--single-port"],
-        cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT, env={**env, "METRICS_PORT": str(metrics_port)}, stdout=handle, stderr=subprocess.STDOUT, text=True,
     )
-    server = Server(process, port, env, log_path)
+    server = Server(process, port, env, log_path, metrics_port)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if process.poll() is not None:

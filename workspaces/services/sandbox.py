@@ -21,7 +21,7 @@ def runtime_config() -> RuntimeConfig:
         memory_limit_mb=config.MEMORY_LIMIT_MB,
         timeout_ms=config.TIMEOUT_MS,
         max_host_calls=config.MAX_HOST_CALLS,
-        cache_dir=config.CACHE_DIR,
+        cache_dir=config.module_cache_dir,
         max_cache_size_mb=config.MAX_CACHE_SIZE_MB,
     )
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -54,23 +53,60 @@ def check_sandbox() -> str:
     return "self-test handler ran"
 
 
+def check_production_settings() -> str:
+    from nexus.config import unsafe_secrets
+
+    config = settings.NEXUS
+    problems = ["DEBUG=true (set DEBUG=false)"] if config.DEBUG else []
+    unsafe = unsafe_secrets(config)
+    if unsafe:
+        problems.append(f"{', '.join(unsafe)}: placeholder or development value (set real secrets)")
+    if problems:
+        raise RuntimeError("; ".join(problems))
+    return "debug off, secrets set"
+
+
 def check_cache_dir() -> str:
-    directory = settings.NEXUS.CACHE_DIR
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-"):
-        pass
-    return f"{directory} writable"
+    # The runtime's own test: a directory it creates (0700), owned by this user, writable by nobody else.
+    from runtime.engine import _prepare_cache_dir
+
+    directory = Path(settings.NEXUS.module_cache_dir)
+    if not _prepare_cache_dir(directory):
+        raise RuntimeError(
+            f"{directory} is not a private directory of this user: the module cache would be disabled "
+            "(CACHE_DIR must be writable, or hold a subdirectory of this user's with mode 0700)"
+        )
+    return f"{directory} private to this user: the module cache is used"
+
+
+def check_memory() -> str:
+    from nexus.capacity import memory_budget
+    from nexus.health import rss_bytes
+    from workspaces.services.sandbox import get_runtime
+
+    config = get_runtime().config
+    budget = memory_budget(config.max_instances, config.memory_limit_mb, rss_bytes(), settings.NEXUS.CGROUP_MEMORY_MAX)
+    if not budget.fits:
+        raise RuntimeError(budget.describe())
+    return budget.describe()
 
 
 class Command(BaseCommand):
     help = (
         "Check that this Nexus process can serve: configuration, database, channel layer (a real round trip), "
-        "and a sandbox self-test. Prints one line per check and exits 1 if any fails. With --deploy it also "
-        "checks that migrations are applied and CACHE_DIR is writable (the container runs this before serving)."
+        "and a sandbox self-test. Prints one line per check and exits 1 if any fails. With --startup it also "
+        "checks that migrations are applied, that the module cache directory is usable and that a full sandbox "
+        "pool fits in the container's memory limit; --deploy adds to those that DEBUG is off and no secret holds "
+        "a placeholder or development value."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--deploy", action="store_true", help="also check migrations and the cache directory")
+        parser.add_argument(
+            "--startup", action="store_true", help="also check migrations, the module cache and the memory budget"
+        )
+        parser.add_argument(
+            "--deploy", action="store_true", help="--startup, plus production settings (DEBUG off, real secrets)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         checks: list[tuple[str, Callable[[], str]]] = [
@@ -79,9 +115,11 @@ class Command(BaseCommand):
             ("channel layer", check_channel_layer),
             ("sandbox", check_sandbox),
         ]
-        if options["deploy"]:
+        if options["deploy"] or options["startup"]:
             checks[2:2] = [("migrations", check_migrations)]
-            checks.append(("cache dir", check_cache_dir))
+            checks += [("cache dir", check_cache_dir), ("memory", check_memory)]
+        if options["deploy"]:
+            checks.insert(1, ("production", check_production_settings))
         failed = [name for name, check in checks if not self._run(name, check)]
         if failed:
             raise CommandError(f"{len(failed)} check(s) failed: {', '.join(failed)}")

@@ -21,8 +21,8 @@ class Command(BaseCommand):
 
         config = settings.NEXUS
         started = time.perf_counter()
-        module = guest_module(config.CACHE_DIR, config.MAX_CACHE_SIZE_MB)
+        module = guest_module(config.module_cache_dir, config.MAX_CACHE_SIZE_MB)
         elapsed_ms = (time.perf_counter() - started) * 1000
         how = "loaded from cache" if module.source == "disk" else "compiled"
-        where = module.cache_path or f"{config.CACHE_DIR} (not writable: nothing cached)"
+        where = module.cache_path or f"{config.module_cache_dir} (not usable: nothing cached)"
         self.stdout.write(f"QuickJS module {how} in {elapsed_ms:.0f} ms: {where}")
