@@ -8,6 +8,7 @@ log (logger ``nexus.handlers``) at their level, with ``panel`` and ``handler`` f
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,7 +39,7 @@ class FinishedRun:
     status: str
     duration_ms: float
     error: dict[str, Any] | None
-    logs: list[dict[str, str]]
+    logs: Sequence[Mapping[str, str]]  # the runtime's log lines: {level, message}
 
 
 def emit_logs(run: FinishedRun) -> None:
@@ -68,12 +69,12 @@ def record(run: FinishedRun) -> PanelRun | None:
     return entry
 
 
-def kept_lines(logs: list[dict[str, str]]) -> list[dict[str, str]]:
+def kept_lines(logs: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
     """The first MAX_LOG_LINES lines, and a note of how many more there were."""
-    if len(logs) <= MAX_LOG_LINES:
-        return logs
-    dropped = len(logs) - MAX_LOG_LINES
-    return [*logs[:MAX_LOG_LINES], {"level": "warn", "message": f"{dropped} more line(s) not kept"}]
+    kept = [{"level": line.get("level", "info"), "message": line.get("message", "")} for line in logs[:MAX_LOG_LINES]]
+    if len(logs) > MAX_LOG_LINES:
+        kept.append({"level": "warn", "message": f"{len(logs) - MAX_LOG_LINES} more line(s) not kept"})
+    return kept
 
 
 def _prune(panel_pk: int) -> None:

@@ -537,7 +537,7 @@ async def execute(run: HandlerRun, on_progress: ProgressCallback | None = None) 
 
 @in_worker
 def _record_activity(run: HandlerRun, outcome: Outcome, started_at: Any, duration_ms: float,
-                     logs: list[dict[str, str]]) -> None:
+                     logs: list[Any]) -> None:
     activity.record(activity.FinishedRun(
         panel_pk=run.panel_pk, panel=f"{run.workspace_slug}/{run.panel_id}", kind=run.kind,
         handler=run.handler_name, actor=run.actor, started_at=started_at, status=outcome.status,
