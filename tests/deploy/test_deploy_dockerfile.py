@@ -201,7 +201,8 @@ def ignored(path: str, patterns: list[str]) -> bool:
 def test_dockerignore_keeps_secrets_and_junk_out_but_not_the_sources() -> None:
     patterns = ignore_patterns()
     for path in [".git/config", ".venv/bin/python", "nexus/__pycache__/x.pyc", ".env", "db.sqlite3",
-                 "staticfiles/admin/x.css", ".pytest_cache/v", "deploy/k8s/base/deployment.yaml"]:
+                 "staticfiles/admin/x.css", ".pytest_cache/v", "deploy/k8s/base/deployment.yaml",
+                 "deploy/monitoring/nexus-dashboard.json"]:
         assert ignored(path, patterns), path
     for path in ["pyproject.toml", "manage.py", "nexus/settings.py", "workspaces/models.py", "runtime/pool.py",
                  "templates/base.html", "deploy/pyproject_requirements.py", "deploy/docker-entrypoint.sh",
