@@ -1,4 +1,4 @@
-"""ASGI entry point: Django for HTTP, Channels consumers for WebSockets."""
+"""ASGI entry point: Django for HTTP (MCP under /mcp/), Channels consumers for WebSockets."""
 
 import os
 
@@ -12,6 +12,7 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from workspaces.mcp.app import with_mcp  # noqa: E402
 from workspaces.routing import websocket_application  # noqa: E402
 
 extra_routes = []
@@ -20,4 +21,4 @@ if settings.NEXUS.NEXUS_BENCH_ECHO:
 
     extra_routes.append(re_path(r"^ws/bench/echo/$", EchoConsumer.as_asgi()))
 
-application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application(extra_routes)})
+application = ProtocolTypeRouter({"http": with_mcp(django_asgi_app), "websocket": websocket_application(extra_routes)})

@@ -83,7 +83,11 @@ def check(principal: Principal, workspace: Workspace, permission: str) -> str:
     """Return the caller's role, or raise AccessDenied."""
     if not getattr(principal.user, "is_authenticated", False):
         raise AccessDenied(401, "UNAUTHENTICATED", "Authentication required")
-    role = role_of(principal.user, workspace)
+    return check_role(principal, workspace, role_of(principal.user, workspace), permission)
+
+
+def check_role(principal: Principal, workspace: Workspace, role: str | None, permission: str) -> str:
+    """``check`` for a caller whose role in the workspace is already known (None: not a member)."""
     if role is None:
         raise AccessDenied(404, "NOT_FOUND", f"Workspace '{workspace.slug}' not found")
     if principal.token_workspace and principal.token_workspace != workspace.slug:

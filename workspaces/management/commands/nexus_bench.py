@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 def _cases() -> dict[str, Callable[[bool], dict[str, Any]]]:
     from runtime import bench as runtime_bench
-    from workspaces.benchmarks import live
+    from workspaces.benchmarks import live, mcp_call
 
     return {
         "runtime.execute": runtime_bench.bench_execute,
@@ -24,6 +24,7 @@ def _cases() -> dict[str, Callable[[bool], dict[str, Any]]]:
         "ws.fanout": live.ws_fanout,
         "rest.trigger": live.rest_trigger,
         "rest.create_panel": live.rest_create_panel,
+        "mcp.call": mcp_call.mcp_call,
     }
 
 
@@ -64,7 +65,7 @@ class Command(BaseCommand):
     help = (
         "Run Nexus benchmarks and print a table (or JSON with --json). Cases: runtime.execute, "
         "runtime.parallel, runtime.cold_start, runtime.instance_memory, ws.trigger, ws.throughput, ws.fanout, "
-        "rest.trigger, rest.create_panel. Each compares with a baseline measured in the same run; server "
+        "rest.trigger, rest.create_panel, mcp.call. Each compares with a baseline measured in the same run; server "
         "processes, a scratch database and (for ws.fanout, when REDIS_URL is unset) a private redis-server "
         "on loopback are started and cleaned up by the command. Needs the dev extra installed."
     )
