@@ -34,6 +34,8 @@ APP_ENV_VARS = frozenset({
     "CACHE_DIR", "MAX_CACHE_SIZE_MB", "HTTP_MAX_CONCURRENT", "HTTP_TIMEOUT", "HTTP_ALLOWED_DOMAINS",
     "MAX_PANELS", "LOG_LEVEL", "LOG_PRETTY", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG",
     "ALLOWED_HOSTS", "NEXUS_CONFIG_DIR", "NEXUS_ALLOW_INSECURE", "SHUTDOWN_GRACE_SECONDS",
+    # Set by the manifests because the deployment depends on them (scrape port, connection budget).
+    "METRICS_PORT", "DB_POOL_MAX_SIZE",
 })
 # Read from the config directory itself, so it is never a key of that directory.
 CONFIG_DIR_VAR = "NEXUS_CONFIG_DIR"
