@@ -12,7 +12,6 @@ from asgiref.sync import async_to_sync
 from django.test import Client
 
 from tests.api.conftest import COUNTER, TODO, create_panel
-from tests.conftest import TEST_PASSWORD
 from workspaces.models import AuditOutcome, AuditRecord, Panel, PanelStatus
 from workspaces.services import panels as panel_service
 
@@ -20,15 +19,6 @@ CHANGELIST = "/admin/workspaces/panel/"
 MOUNTS_TO_100 = COUNTER.replace(
     "</Logic>", '  <Lifecycle on="mount"><Handler>$state.count = 100;</Handler></Lifecycle>\n  </Logic>'
 )
-
-
-@pytest.fixture
-def admin_client(transactional_db: None, make_user: Any) -> Client:
-    make_user("root", is_staff=True, is_superuser=True)
-    client = Client()
-    response = client.post("/admin/login/?next=/admin/", {"username": "root", "password": TEST_PASSWORD})
-    assert response.status_code == 302 and response["Location"] == "/admin/"
-    return client
 
 
 @pytest.fixture
