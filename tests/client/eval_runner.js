@@ -1,5 +1,6 @@
 // Runs batches of evaluator cases under Node for the pytest suite.
 // stdin: JSON {"module": "<path to evaluator.js>", "cases": [{"op", "source", "state", "scope"}]}
+// op: eval | resolve | template | isBinding (the evaluator) | native (JavaScript itself)
 // stdout: JSON list, one result per case. Values JSON cannot carry are tagged.
 'use strict';
 
@@ -33,6 +34,14 @@ function runCase(E, item) {
       return { ok: true, value: encode(E.renderTemplate(item.source, context)) };
     case 'isBinding':
       return { ok: true, value: E.isBinding(item.source) };
+    case 'native':
+      // JavaScript's own reading of the expression, to compare the evaluator with.
+      try {
+        const fn = new Function('$state', '$scope', '"use strict"; return (' + item.source + '\n);');
+        return { ok: true, value: encode(fn(item.state, item.scope)) };
+      } catch (err) {
+        return { ok: false, error: String(err) };
+      }
     default:
       return { ok: false, error: 'unknown op ' + item.op };
   }

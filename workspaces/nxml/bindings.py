@@ -20,6 +20,9 @@ from typing import Any
 
 MAX_NESTING = 32
 ROOTS = ("$state", "$scope")
+# Names that lead from data to prototypes and constructors: the browser refuses them too.
+BLOCKED_KEYS = frozenset({"__proto__", "constructor", "prototype"})
+_LOGICAL = ("&&", "||", "??")
 _LITERAL_NAMES = {"true": True, "false": False, "null": None, "undefined": None}
 
 _NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -108,6 +111,10 @@ def _read_string(text: str, start: int) -> Token:
         char = text[index]
         if char == quote:
             return Token("string", text[start : index + 1], start, "".join(chars))
+        if char == "\\" and text[index + 1 : index + 2] in ("u", "x"):
+            decoded, index = _read_escape(text, index)
+            chars.append(decoded)
+            continue
         if char == "\\" and index + 1 < len(text):
             chars.append(escapes.get(text[index + 1], text[index + 1]))
             index += 2
@@ -117,6 +124,18 @@ def _read_string(text: str, start: int) -> Token:
         chars.append(char)
         index += 1
     raise ExpressionError("unterminated string", start)
+
+
+_ESCAPE = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|u\{([0-9a-fA-F]{1,6})\})")
+
+
+def _read_escape(text: str, start: int) -> tuple[str, int]:
+    """``\\xHH``, ``\\uHHHH`` or ``\\u{H…}`` at ``start``: the character and the index after it."""
+    match = _ESCAPE.match(text, start)
+    code = int(next(group for group in match.groups() if group), 16) if match else -1
+    if match is None or code > 0x10FFFF:
+        raise ExpressionError("bad escape sequence", start)
+    return chr(code), match.end()
 
 
 def _read_number(text: str, start: int) -> Token:
@@ -146,6 +165,7 @@ class _Parser:
         self.position = 0
         self.depth = 0
         self.references: list[Reference] = []
+        self.grouped: set[int] = set()  # ids of nodes written in parentheses
 
     # -- token helpers
     @property
@@ -212,9 +232,18 @@ class _Parser:
             return self.unary()
         left = self.binary(level + 1)
         while self._at(*_BINARY_LEVELS[level]):
-            operator = self._advance().text
-            left = (operator, left, self.binary(level + 1))
+            token = self._advance()
+            left = (token.text, left, self.binary(level + 1))
+            if self._mixes_nullish(left):
+                raise ExpressionError("?? cannot be mixed with && or || without parentheses", token.offset)
         return left
+
+    def _mixes_nullish(self, node: Any) -> bool:
+        """JavaScript refuses ``a || b ?? c`` and ``a ?? b && c``: the grouping must be written out."""
+        def logical(side: Any) -> bool:
+            return (side[0] in _LOGICAL and id(side) not in self.grouped
+                    and (side[0] == "??") != (node[0] == "??"))
+        return node[0] in _LOGICAL and (logical(node[1]) or logical(node[2]))
 
     def unary(self) -> Any:
         token = self.current
@@ -240,6 +269,7 @@ class _Parser:
                 if name.kind != "name":
                     raise ExpressionError(f"expected a property name, found {self._describe(name)}", name.offset)
                 self._advance()
+                self._refuse_blocked(name.text, name.offset)
                 path.append(name.text)
                 node = ("get", node, name.text)
             elif self._at("["):
@@ -248,6 +278,8 @@ class _Parser:
                 index = self.expression()
                 self._expect("]")
                 literal = index_start.value if index_start.kind in ("string", "number") else None
+                if isinstance(literal, str) and index[0] == "lit":
+                    self._refuse_blocked(literal, index_start.offset)
                 path.append(str(literal) if isinstance(literal, str) and index[0] == "lit" else None)
                 node = ("index", node, index)
             elif self._at("("):
@@ -269,12 +301,18 @@ class _Parser:
             self._advance()
             inner = self.expression()
             self._expect(")")
+            self.grouped.add(id(inner))
             return inner
         if self._at("["):
             return self._array(token)
         if self._at("{"):
             return self._object(token)
         raise ExpressionError(f"unexpected {self._describe(token)}", token.offset)
+
+    @staticmethod
+    def _refuse_blocked(name: str, offset: int) -> None:
+        if name in BLOCKED_KEYS:
+            raise ExpressionError(f"access to {name!r} is not allowed", offset)
 
     def _name(self, token: Token) -> Any:
         self._advance()
@@ -307,8 +345,11 @@ class _Parser:
             if key.kind not in ("name", "string", "number"):
                 raise ExpressionError(f"expected a property name, found {self._describe(key)}", key.offset)
             self._advance()
+            name = key.value if key.kind != "name" else key.text
+            if isinstance(name, str) and name in BLOCKED_KEYS:
+                raise ExpressionError(f"property name {name!r} is not allowed", key.offset)
             self._expect(":")
-            entries.append((key.value if key.kind != "name" else key.text, self.expression()))
+            entries.append((name, self.expression()))
             if not self._at("}"):
                 self._expect(",")
         self._advance()

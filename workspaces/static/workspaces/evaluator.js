@@ -3,9 +3,11 @@
  *
  * A small tokenizer, a recursive-descent parser and a tree-walking interpreter
  * for the expressions that appear in `{...}` inside View attributes. The
- * language is deliberately tiny: literals, `$state` / `$scope` paths,
- * arithmetic, comparison, logic, the conditional operator, parentheses and
- * object / array literals. There are no calls, no assignments and no names
+ * language is deliberately tiny: literals, `$state` / `$scope` paths (with
+ * `.name`, `?.name` and `[expr]`), arithmetic, comparison, `&& || ?? !`,
+ * `typeof`, the conditional operator, parentheses and object / array
+ * literals: the language the server's binding parser (workspaces/nxml/
+ * bindings.py) accepts, with JavaScript's meaning. There are no calls, no assignments and no names
  * other than `$state` and `$scope`, and the code never reaches `eval` or the
  * Function constructor, so an expression can only read the data it is given.
  *
@@ -58,9 +60,7 @@
     '=': 'assignment is not allowed',
     '++': 'increment is not allowed',
     '--': 'decrement is not allowed',
-    '=>': 'functions are not allowed',
-    '??': 'the ?? operator is not supported',
-    '?.': 'optional chaining is not supported (missing values already read as undefined)'
+    '=>': 'functions are not allowed'
   };
   var SIMPLE_ESCAPES = { n: '\n', r: '\r', t: '\t', b: '\b', f: '\f', v: '\v', 0: '\0' };
 
@@ -77,7 +77,7 @@
   }
 
   function readNumber(src, start) {
-    var match = /^(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?/.exec(src.slice(start));
+    var match = /^(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)/.exec(src.slice(start));
     if (!match) fail('malformed number', start);
     var end = start + match[0].length;
     if (end < src.length && isIdentPart(src.charAt(end))) fail('malformed number', start);
@@ -104,7 +104,13 @@
         continue;
       }
       var next = src.charAt(i + 1);
-      if (next === 'u') {
+      if (next === 'u' && src.charAt(i + 2) === '{') {
+        var close = src.indexOf('}', i + 3);
+        var code = close < 0 ? NaN : parseInt(src.slice(i + 3, close), 16);
+        if (!/^[0-9a-fA-F]{1,6}$/.test(src.slice(i + 3, close)) || !(code <= 0x10FFFF)) fail('bad escape sequence', i);
+        out += String.fromCodePoint(code);
+        i = close + 1;
+      } else if (next === 'u') {
         out += readHex(src, i + 2, 4);
         i += 6;
       } else if (next === 'x') {
@@ -167,7 +173,7 @@
   // ------------------------------------------------------------------- parser
 
   var BINARY_LEVELS = [
-    ['||'],
+    ['||', '??'],
     ['&&'],
     ['===', '!==', '==', '!='],
     ['<', '<=', '>', '>='],
@@ -244,12 +250,23 @@
       this.next();
       var right = this.parseBinary(level + 1);
       left = { kind: 'binary', op: token.value, left: left, right: right };
+      if (mixesNullish(left)) fail('?? cannot be mixed with && or || without parentheses', token.pos);
     }
   };
 
+  // JavaScript refuses `a || b ?? c` and `a ?? b && c`: the grouping must be written out.
+  function mixesNullish(node) {
+    var logical = function (side) {
+      return side.kind === 'binary' && !side.grouped && (side.op === '&&' || side.op === '||' || side.op === '??') &&
+        (side.op === '??') !== (node.op === '??');
+    };
+    return (node.op === '??' || node.op === '||' || node.op === '&&') && (logical(node.left) || logical(node.right));
+  }
+
   Parser.prototype.parseUnary = function () {
     var token = this.peek();
-    if (token.type === 'op' && (token.value === '!' || token.value === '-' || token.value === '+')) {
+    var isTypeof = token.type === 'ident' && token.value === 'typeof';
+    if (isTypeof || (token.type === 'op' && (token.value === '!' || token.value === '-' || token.value === '+'))) {
       this.next();
       this.enter();
       var argument = this.parseUnary();
@@ -264,10 +281,11 @@
     for (;;) {
       var token = this.peek();
       if (token.type !== 'op') return node;
-      if (token.value === '.') {
+      if (token.value === '.' || token.value === '?.') {
+        // `?.` reads like `.`: a missing value already reads as undefined.
         this.next();
         var name = this.next();
-        if (name.type !== 'ident') fail('expected a property name after "."', name.pos);
+        if (name.type !== 'ident') fail('expected a property name after ' + JSON.stringify(token.value), name.pos);
         node = this.member(node, { kind: 'lit', value: name.value }, name.pos);
       } else if (token.value === '[') {
         this.next();
@@ -297,7 +315,7 @@
       if (token.value === '(') {
         var inner = this.parseConditional();
         this.expectOp(')');
-        return inner;
+        return inner.kind === 'binary' ? { kind: 'binary', op: inner.op, left: inner.left, right: inner.right, grouped: true } : inner;
       }
       if (token.value === '[') return this.parseArray();
       if (token.value === '{') return this.parseObject();
@@ -436,6 +454,10 @@
           var r = run(node.left, env);
           return r ? r : run(node.right, env);
         }
+        if (node.op === '??') {
+          var n = run(node.left, env);
+          return n === null || n === undefined ? run(node.right, env) : n;
+        }
         return binary(node.op, run(node.left, env), run(node.right, env));
       case 'cond':
         return run(node.test, env) ? run(node.consequent, env) : run(node.alternate, env);
@@ -449,6 +471,7 @@
 
   function unary(op, value) {
     if (op === '!') return !value;
+    if (op === 'typeof') return typeof value;
     var number = Number(toPrimitive(value));
     return op === '-' ? -number : number;
   }
