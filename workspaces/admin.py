@@ -28,6 +28,7 @@ from workspaces.models import AuditRecord, Membership, Panel, PanelRun, Role, Wo
 from workspaces.services import activity as activity_service
 from workspaces.services import panels as panel_service
 from workspaces.services import workspaces as workspace_service
+from workspaces.services.connections import release_connection
 from workspaces.services.panels import ServiceError
 
 
@@ -36,6 +37,7 @@ class SaveRefused(Exception):
 
 
 def run_service(func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, **kwargs: Any) -> Any:
+    release_connection()
     return async_to_sync(func)(*args, **kwargs)
 
 

@@ -198,6 +198,7 @@ def test_bursts_of_concurrent_clients_stay_within_the_connection_pool(tmp_path: 
         first = burst(api, 12, 10, scratch_db.url)
         second = burst(api, 12, 10, scratch_db.url)
         after = connections_of(scratch_db.url)
+        print(f"bursts: requests {first[1]}, {second[1]}; most connections {first[2]}, {second[2]}; after {after}")
         assert first[0] == [] and second[0] == [], (first[0][:5], second[0][:5])
         assert first[1] > 100 and second[1] > 100, (first[1], second[1])
         assert first[2] <= pool_size and second[2] <= pool_size, (first[2], second[2])

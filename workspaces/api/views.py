@@ -49,6 +49,7 @@ from workspaces.api.serializers import (
 from workspaces.models import Membership, Panel, PanelStatus, Workspace
 from workspaces.services import panels as panel_service
 from workspaces.services import workspaces as workspace_service
+from workspaces.services.connections import release_connection
 from workspaces.services.panels import ServiceError
 
 T = TypeVar("T")
@@ -59,6 +60,7 @@ JSON_PREFIXES = ("/api/", "/panels")
 
 def run_service(func: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
     """Call an async panel-service function from a synchronous view."""
+    release_connection()
     return async_to_sync(func)(*args, **kwargs)
 
 
