@@ -74,6 +74,14 @@ def _parse_duration(raw: str) -> int:
     return int(seconds)
 
 
+def _parse_rate(raw: str) -> str:
+    """A DRF throttle rate such as 600/min: a count, a slash, and s, min, hour or day."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*", raw.lower())
+    if not match or int(match.group(1)) < 1:
+        raise ValueError("must be a rate such as 600/min (a count per s, min, hour or day)")
+    return f"{int(match.group(1))}/{match.group(2)}"
+
+
 def _parse_log_level(raw: str) -> str:
     level = raw.strip().lower()
     if level == "warning":
@@ -149,6 +157,15 @@ class NexusConfig:
     NEXUS_ALLOW_INSECURE: bool = _setting(False, _parse_bool, "allow AUTH_ENABLED=false without DEBUG")
     SHUTDOWN_GRACE_SECONDS: int = _setting(25, _int(0, 3600), "how long running work may finish on SIGTERM")
     HEARTBEAT_SECONDS: int = _setting(20, _int(1, 3600), "WebSocket PING interval")
+    API_THROTTLE_USER: str = _setting("6000/min", _parse_rate, "REST requests per authenticated user")
+    API_THROTTLE_ANON: str = _setting("600/min", _parse_rate, "REST requests per client address without credentials")
+    LOGIN_THROTTLE_USERNAME: str = _setting("10/min", _parse_rate, "failed logins per username before 429")
+    LOGIN_THROTTLE_ADDRESS: str = _setting("30/min", _parse_rate, "failed logins per client address before 429")
+    THROTTLE_PROXY_COUNT: int = _setting(
+        0, _int(0, 10), "reverse proxies in front whose X-Forwarded-For names the client address"
+    )
+    WS_MAX_MESSAGES_PER_SECOND: int = _setting(50, _int(1, 100_000), "frames a socket may send per second, sustained")
+    WS_MESSAGE_BURST: int = _setting(200, _int(1, 1_000_000), "frames a socket may send at once above that rate")
     AUDIT_RETENTION_DAYS: int = _setting(90, _int(1, 36500), "nexus_gc keeps audit records this long")
     NEXUS_BENCH_ECHO: bool = _setting(False, _parse_bool, "serve the benchmark echo socket (benchmarks only)")
     NEXUS_EXTENSIONS: tuple[str, ...] = _setting(

@@ -165,3 +165,24 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):  # type: ignore[misc]
             return response
         response = await self.get_response(request)
         return response
+
+
+class DebugNotFoundMiddleware(HybridMiddleware):
+    """With DEBUG on, a 404 still answers as in production: the JSON body under the API, the
+    app's 404 page elsewhere, instead of Django's debug page listing every URL pattern."""
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        return self._replace(request, self.get_response(request))
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        return self._replace(request, await self.get_response(request))
+
+    @staticmethod
+    def _replace(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if response.status_code != 404 or not response.get("Content-Type", "").startswith("text/html"):
+            return response
+        from workspaces.api.views import not_found
+
+        return not_found(request)

@@ -39,7 +39,6 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
-    "runtime.apps.RuntimeAppConfig",
     "workspaces.apps.WorkspacesConfig",
 ]
 
@@ -59,6 +58,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+
+if DEBUG:
+    MIDDLEWARE.insert(MIDDLEWARE.index("nexus.middleware.RequestLogMiddleware") + 1,
+                      "nexus.middleware.DebugNotFoundMiddleware")
 
 ROOT_URLCONF = "nexus.urls"
 ASGI_APPLICATION = "nexus.asgi.application"
@@ -125,6 +128,17 @@ if NEXUS.redis_enabled:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "nexus.layers.InMemoryChannelLayer"}}
 
+# "throttle": counters of the login throttles, shared by every process when Redis is there.
+CACHES: dict[str, Any] = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": NEXUS.REDIS_URL,
+         "KEY_PREFIX": f"{NEXUS.REDIS_PREFIX}:throttle", "OPTIONS": {"socket_timeout": 1}}
+        if NEXUS.redis_enabled
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"}
+    ),
+}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -174,9 +188,15 @@ REST_FRAMEWORK: dict[str, Any] = {
     ),
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["workspaces.api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "workspaces.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "workspaces.api.throttling.UserRateThrottle",
+        "workspaces.api.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {"user": NEXUS.API_THROTTLE_USER, "anon": NEXUS.API_THROTTLE_ANON},
+    "NUM_PROXIES": NEXUS.THROTTLE_PROXY_COUNT,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Escape non-ASCII: text a handler built (an unpaired surrogate) must still render as JSON.
     "UNICODE_JSON": False,
@@ -205,6 +225,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "workspaces.api.schema.add_throttled_responses",
+    ],
     # Several shapes have a "status" field with different choices; name each set.
     "ENUM_NAME_OVERRIDES": {
         "PanelStatusEnum": "workspaces.models.PanelStatus",

@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 
 from nexus import health, metrics
 from workspaces import documentation
+from workspaces.views import LoginView
 
 urlpatterns = [
     path("health", health.health, name="health"),
@@ -12,7 +13,7 @@ urlpatterns = [
     path("health/ready", health.ready, name="health-ready"),
     path("metrics", metrics.serve, name="prometheus-django-metrics"),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include("workspaces.api.urls")),
     path("", include("workspaces.api.kernel_urls")),

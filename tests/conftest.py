@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,27 @@ def django_db_setup(django_db_setup: None) -> Iterator[None]:
     from workspaces.services import panels
 
     panels.shutdown_workers()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """The activity log is written in the background: store a test's runs before its database is reset."""
+    yield
+    activity = sys.modules.get("workspaces.services.activity")
+    if activity is not None:
+        activity.flush()
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle_counters(settings):  # type: ignore[no-untyped-def]
+    """Each test counts requests and failed logins in caches of its own (memory, never a shared Redis)."""
+    import uuid
+
+    tag = uuid.uuid4().hex
+    settings.CACHES = {
+        alias: {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": f"{alias}-{tag}"}
+        for alias in ("default", "throttle")
+    }
 
 
 # ---------------------------------------------------------------- users, workspaces and tokens

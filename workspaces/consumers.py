@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -18,9 +19,10 @@ from nexus.logging import request_id_var
 from runtime import metrics
 from workspaces import access
 from workspaces.access import AccessDenied, Principal
+from workspaces.frame_rate import FrameRate
 from workspaces.models import Panel, Workspace
+from workspaces.services import json_input, presence
 from workspaces.services import panels as panel_service
-from workspaces.services import presence
 from workspaces.services.panels import ServiceError
 from workspaces.services.publish import panel_group_name, workspace_group_name
 from workspaces.ws_auth import authenticate
@@ -33,6 +35,7 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_HEARTBEAT = 4408
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_POLICY_VIOLATION = 1008
 ACCESS_RECHECK_S = 10.0
 REORDER_WAIT_S = 0.5
 CLOSE_CODES = {401: CLOSE_UNAUTHENTICATED, 403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND}
@@ -201,17 +204,43 @@ class PanelConsumer(AsyncWebsocketConsumer):
         self.last_seen = time.monotonic()
         if self.panel is None:
             return
+        if not self.frame_rate.take():
+            await self._refuse_frame(text_data)
+            return
         try:
             frame = self._decode(text_data)
             await self._dispatch(frame)
         except ProtocolError as error:
             await self.send_error(error.code, error.message, error.request_id)
 
+    @functools.cached_property
+    def frame_rate(self) -> FrameRate:
+        config = settings.NEXUS
+        return FrameRate(config.WS_MAX_MESSAGES_PER_SECOND, config.WS_MESSAGE_BURST)
+
+    async def _refuse_frame(self, text_data: str | None) -> None:
+        """Over the socket's frame rate: an ERROR for this frame, or 1008 when the flood goes on."""
+        rate = self.frame_rate
+        if rate.persistent:
+            logger.warning("closing a socket that kept sending over its frame rate (%s)", self.panel_id())
+            await self.close(CLOSE_POLICY_VIOLATION)
+            return
+        try:
+            request_id = self._decode(text_data).get("requestId")
+        except ProtocolError:
+            request_id = None
+        await self.send_error(
+            "THROTTLED", f"Too many frames: at most {rate.rate:g} per second, {rate.burst} at once; slow down",
+            request_id,
+        )
+
     def _decode(self, text_data: str | None) -> dict[str, Any]:
         if text_data is None:
             raise ProtocolError("INVALID_MESSAGE", "Frames must be JSON text")
         try:
-            frame = json.loads(text_data)
+            frame = json_input.loads(text_data)
+        except json_input.JSONTooDeep as exc:
+            raise ProtocolError("INVALID_MESSAGE", f"Frame refused: {exc}") from None
         except ValueError:
             raise ProtocolError("INVALID_MESSAGE", "Frame is not valid JSON") from None
         if not isinstance(frame, dict):

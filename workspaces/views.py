@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -20,6 +21,7 @@ from django.utils.timesince import timesince
 
 from workspaces import access
 from workspaces.access import AccessDenied, Principal
+from workspaces.api.throttling import FailedLogins, client_address, login_name
 from workspaces.forms import WorkspaceCreateForm
 from workspaces.models import Membership, Panel, PanelStatus, Workspace
 from workspaces.presenters import iso, panel_detail, websocket_url
@@ -99,6 +101,25 @@ def _panel_for(workspace: Workspace, panel_id: str) -> Panel:
     if panel is None:
         raise Http404("No such panel")
     return panel
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login page, under the failed-login rule of the token endpoint (429 while throttled)."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        username, address = login_name(request.POST), client_address(request)
+        delay = FailedLogins().retry_after(username, address)
+        if delay is None:
+            return super().post(request, *args, **kwargs)
+        # An unbound form: the password is not even checked while the rule holds.
+        form = self.get_form_class()(request, initial={"username": username})
+        response = self.render_to_response(self.get_context_data(form=form, retry_after=delay), status=429)
+        response["Retry-After"] = str(delay)
+        return response
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        FailedLogins().record_failure(login_name(self.request.POST), client_address(self.request))
+        return super().form_invalid(form)
 
 
 @page_login_required

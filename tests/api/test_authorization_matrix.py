@@ -55,6 +55,7 @@ ROUTES = [
     Route("panel-delete", "delete", f"{API}/ws/panels/counter/", 204, DELETE),
     Route("kernel-list", "get", "/panels", 200, READ, kernel=True),
     Route("kernel-create", "post", "/panels", 201, CREATE, {"id": "fresh", "source": COUNTER}, kernel=True),
+    Route("kernel-from-nxml", "post", "/panels/from-nxml", 201, CREATE, {"nxmlSource": COUNTER}, kernel=True),
     Route("kernel-get", "get", "/panels/counter", 200, READ, kernel=True),
     Route("kernel-state", "get", "/panels/counter/state", 200, READ, kernel=True),
     Route("kernel-trigger", "post", "/panels/counter/trigger/increment", 200, EXECUTE, {"args": {"by": 2}},
@@ -82,7 +83,7 @@ def expected(route: Route, caller: str) -> tuple[int, str | None]:
         if not route.kernel:
             return forbidden
         # A kernel route acts in the token's workspace, where this panel does not exist.
-        return ok if route.name in ("kernel-list", "kernel-create") else (404, "NOT_FOUND")
+        return ok if route.name in ("kernel-list", "kernel-create", "kernel-from-nxml") else (404, "NOT_FOUND")
     if caller == "read-only-token":
         return ok if route.permission == READ else forbidden
     return ok if route.permission in ROLE_GRANTS[caller] else forbidden
@@ -124,8 +125,9 @@ def test_matrix_covers_every_route_of_both_url_modules() -> None:
     names = {pattern.name for pattern in [*api_routes, *kernel_routes]}
     covered = {
         "workspaces", "workspace", "members", "member", "panels", "panel-validate", "panel", "panel-state",
-        "panel-tool", "panel-trigger",
+        "panel-tool", "panel-trigger", "panels-from-nxml",
     }
-    public = {"token", "token-refresh", "schema", "docs"}  # tested in test_auth / test_schema
-    slashed = {"panels-slash", "panel-slash", "panel-state-slash", "panel-trigger-slash"}  # test_routing
+    public = {"token", "token-refresh", "schema", "docs", "me"}  # test_auth / test_schema / test_routing
+    slashed = {"panels-slash", "panel-slash", "panel-state-slash", "panel-trigger-slash",
+               "panels-from-nxml-slash"}  # test_routing
     assert names == covered | public | slashed

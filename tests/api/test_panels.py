@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from nexus import lifecycle
-from tests.api.conftest import COUNTER, MOUNT_FAILS, TODO, World, assert_error, create_panel
+from tests.api.conftest import COUNTER, MONITOR, MOUNT_FAILS, TODO, World, assert_error, create_panel
 from workspaces.models import Panel, PanelStatus
 from workspaces.services.panels import ServiceError
 
@@ -66,7 +66,7 @@ def test_create_takes_the_nxml_id_when_absent(world: World, owner: Any) -> None:
 
 def test_create_stores_extension_config(world: World, owner: Any) -> None:
     config = {"http": {"baseURL": "https://status.example"}}
-    response = owner.post(f"{PANELS}/", {"id": "m", "source": COUNTER, "extensions": config}, format="json")
+    response = owner.post(f"{PANELS}/", {"id": "m", "source": MONITOR, "extensions": config}, format="json")
     assert response.status_code == 201
     assert Panel.objects.get(panel_id="m").extension_config == config
 

@@ -166,7 +166,7 @@ async def test_set_is_type_checked_and_fans_out(live: Live) -> None:
     actor = await live.connect("todo")
     watcher = await live.connect("todo")
     await send(actor, {"type": "SET", "key": "input", "value": 42, "requestId": "bad"})
-    assert (await receive_until(actor, "ERROR"))["code"] == "INVALID_ARGS"
+    assert (await receive_until(actor, "ERROR"))["code"] == "INVALID_REQUEST"  # as docs/protocol.md says
     await send(actor, {"type": "SET", "key": "input", "value": "milk", "requestId": "s1"})
     assert (await receive_until(actor, "RESULT"))["requestId"] == "s1"
     patch = await receive_until(watcher, "PATCH")

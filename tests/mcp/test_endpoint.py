@@ -198,3 +198,9 @@ def test_a_session_is_bound_to_the_user_who_opened_it(live: Live) -> None:
     own = httpx.post(mcp_url(live), json=listing, headers={**ACCEPT, **session, **live.headers("alice")}, timeout=10)
     assert own.status_code == 200 and "counter__increment" in own.text
     httpx.delete(mcp_url(live), headers={**session, **live.headers("alice")}, timeout=10)
+
+
+def test_a_body_over_body_limit_is_refused_with_413(live: Live) -> None:
+    huge = {**INITIALIZE, "params": {**INITIALIZE["params"], "padding": "x" * (2 * 1024 * 1024)}}  # type: ignore[dict-item]
+    response = httpx.post(mcp_url(live), json=huge, headers={**ACCEPT, **live.headers("alice")}, timeout=30)
+    assert response.status_code == 413

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -13,8 +14,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from nexus.errors import error_body
-from runtime import metrics
 from workspaces.access import AccessDenied
+from workspaces.services import telemetry
 
 logger = logging.getLogger("nexus.request")
 
@@ -87,7 +88,8 @@ def _translate(exc: Exception) -> tuple[int, str, str, Any]:
     if isinstance(exc, exceptions.ParseError):
         return 400, "INVALID_REQUEST", _flatten(exc.detail), None
     if isinstance(exc, exceptions.Throttled):
-        return 429, "THROTTLED", _flatten(exc.detail), None
+        wait = _retry_after(exc)
+        return 429, "THROTTLED", f"Too many requests; retry in {wait} s", {"retryAfter": wait}
     if isinstance(exc, exceptions.APIException):
         return exc.status_code, "INVALID_REQUEST", _flatten(exc.detail), None
     raise exc
@@ -98,8 +100,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         status_code, code, message, details = _translate(exc)
     except Exception:
         return None
-    metrics.ERRORS_TOTAL.labels(code if code in KNOWN_CODES else "OTHER").inc()
+    telemetry.count_error(code if code in KNOWN_CODES else "OTHER")
     response = Response(error_body(code, message, details), status=status_code)
     if status_code == status.HTTP_401_UNAUTHORIZED:
         response["WWW-Authenticate"] = 'Bearer realm="nexus"'
+    if isinstance(exc, exceptions.Throttled):
+        response["Retry-After"] = str(_retry_after(exc))
     return response
+
+
+def _retry_after(exc: exceptions.Throttled) -> int:
+    return max(1, math.ceil(getattr(exc, "wait", None) or 1))

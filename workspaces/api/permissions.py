@@ -43,7 +43,7 @@ class WorkspaceAccess(BasePermission):
             return True
         workspace = Workspace.objects.filter(slug=slug).first()
         if workspace is None:
-            raise AccessDenied(404, "NOT_FOUND", f"Workspace '{slug}' not found")
+            raise AccessDenied(404, "NOT_FOUND", view.workspace_missing(slug))
         view.workspace = workspace
         view.role = check(principal, workspace, permission)
         return True

@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import exceptions, serializers
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.serializers import TokenObtainSerializer, TokenRefreshSerializer
 
 from workspaces.access import ALL_PERMISSIONS
@@ -88,6 +89,12 @@ class TokenRefreshRequestSerializer(TokenRefreshSerializer):
             return super().validate(attrs)
         except get_user_model().DoesNotExist:
             raise exceptions.AuthenticationFailed("The token's user no longer exists") from None
+        except ExpiredTokenError:
+            raise exceptions.AuthenticationFailed(
+                "The refresh token has expired; get a new pair with /api/v1/auth/token/"
+            ) from None
+        except TokenError:
+            raise exceptions.AuthenticationFailed("The token is not valid") from None
 
 
 # ---------------------------------------------------------------- workspaces and members
@@ -267,6 +274,16 @@ class ToolRunSerializer(serializers.Serializer):
     scope = serializers.JSONField(required=False, allow_null=True,
                                   help_text="Values for $scope, as an Iterate row would give.")
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            names = ", ".join(repr(name)[:80] for name in unknown[:10])
+            raise serializers.ValidationError(
+                f"The body has unknown fields {names}; the tool's arguments go in 'args', "
+                'e.g. {"args": {"name": "value"}}'
+            )
+        return attrs
+
 
 class MutationSerializer(serializers.Serializer):
     key = serializers.CharField()
@@ -293,3 +310,37 @@ class ToolResultSerializer(serializers.Serializer):
     returnValue = serializers.JSONField(allow_null=True)
     stateVersion = serializers.IntegerField()
     error = ExecutionErrorSerializer(required=False)
+
+
+# ---------------------------------------------------------------- original kernel
+
+
+class KernelTokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(required=False, help_text="The username, or give `email` instead.")
+    email = serializers.CharField(required=False)
+    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
+    workspace_id = serializers.SlugField(required=False, allow_null=True, max_length=64,
+                                         help_text="Limit the token to this workspace (the user must be a member).")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("username") and not attrs.get("email"):
+            raise serializers.ValidationError("Give `username` (or `email`) and `password`")
+        return attrs
+
+
+class KernelTokenSerializer(serializers.Serializer):
+    access_token = serializers.CharField()
+    token_type = serializers.ChoiceField(choices=["bearer"])
+
+
+class KernelMeSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    email = serializers.CharField()
+    workspace_id = serializers.CharField(allow_null=True, help_text="The token's workspace claim, if any.")
+    workspaces = serializers.ListField(child=serializers.CharField(), help_text="Slugs of the user's workspaces.")
+
+
+class FromNXMLSerializer(serializers.Serializer):
+    nxmlSource = SourceField()
+    initialState = serializers.JSONField(required=False, allow_null=True,
+                                         help_text="Values that replace the declared defaults of <State> keys.")

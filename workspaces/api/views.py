@@ -11,22 +11,31 @@ from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar, TypeVar
 
 from asgiref.sync import async_to_sync
+from django.contrib.auth import authenticate, get_user_model
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.views import defaults
 from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
-from rest_framework import serializers, status, viewsets
+from rest_framework import exceptions, serializers, status, viewsets
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from nexus.errors import error_response
 from workspaces import access, presenters
 from workspaces.api import schema
 from workspaces.api.errors import APIError
+from workspaces.api.parsers import JSONParser
 from workspaces.api.permissions import WorkspaceAccess, principal_of
 from workspaces.api.serializers import (
     AccessTokenSerializer,
+    FromNXMLSerializer,
+    KernelMeSerializer,
+    KernelTokenRequestSerializer,
+    KernelTokenSerializer,
     MemberCreateSerializer,
     MemberSerializer,
     MemberUpdateSerializer,
@@ -46,11 +55,13 @@ from workspaces.api.serializers import (
     WorkspaceSerializer,
     WorkspaceUpdateSerializer,
 )
+from workspaces.api.throttling import FailedLogins, client_address, login_name, login_throttles
 from workspaces.models import Membership, Panel, PanelStatus, Workspace
 from workspaces.services import panels as panel_service
 from workspaces.services import workspaces as workspace_service
 from workspaces.services.connections import release_connection
 from workspaces.services.panels import ServiceError
+from workspaces.services.tokens import TokenRequestError, mint_pair
 
 T = TypeVar("T")
 
@@ -80,6 +91,14 @@ def run_service(func: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwarg
 )
 class TokenView(TokenObtainPairView):
     serializer_class = TokenRequestSerializer
+    throttle_classes = login_throttles()
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return super().post(request, *args, **kwargs)
+        except exceptions.AuthenticationFailed:
+            FailedLogins().record_failure(login_name(request.data), client_address(request))
+            raise
 
 
 @extend_schema(
@@ -112,6 +131,9 @@ class NexusViewSet(viewsets.ViewSet):
 
     def required_permission(self) -> str | None:
         return self.required_permissions.get(self.action or "", access.PANEL_READ)
+
+    def workspace_missing(self, slug: str) -> str:
+        return f"Workspace '{slug}' not found"
 
     @property
     def actor(self) -> str:
@@ -267,6 +289,7 @@ class PanelViewSet(NexusViewSet):
         "list": access.PANEL_READ,
         "create": access.PANEL_CREATE,
         "validate": access.PANEL_CREATE,
+        "from_nxml": access.PANEL_CREATE,
         "retrieve": access.PANEL_READ,
         "state": access.PANEL_READ,
         "run_tool": access.PANEL_EXECUTE,
@@ -307,6 +330,9 @@ class PanelViewSet(NexusViewSet):
             panel_service.create_panel, self.scoped_workspace(), data["source"],
             panel_id=data.get("id"), extension_config=data.get("extensions"), actor=self.actor,
         )
+        return self._created(panel, outcome)
+
+    def _created(self, panel: Panel, outcome: Any) -> Response:
         created: dict[str, Any] = {
             "status": "ok",
             "panelId": panel.panel_id,
@@ -402,13 +428,102 @@ class KernelPanelViewSet(PanelViewSet):
     def workspace_slug(self) -> str | None:
         return principal_of(self.request).token_workspace or access.DEFAULT_WORKSPACE
 
+    def workspace_missing(self, slug: str) -> str:
+        if self.request.auth is not None and not principal_of(self.request).token_workspace:
+            return (
+                f"The token has no `workspace_id` claim, so this route acts in the workspace '{slug}', "
+                "which does not exist; get a token with a workspace_id (POST /api/v1/auth/token/ "
+                'with "workspace_id") or use /api/v1/workspaces/{slug}/panels/'
+            )
+        return super().workspace_missing(slug)
+
     def websocket_url(self, panel: Panel) -> str:
         return f"{presenters.websocket_origin(self.request)}/panels/{panel.panel_id}/ws"
+
+
+    @extend_schema(
+        summary="Create a panel from NXML (original kernel)",
+        description=(
+            "The panel id is the NXML document's `id`, with a suffix when a panel of the workspace "
+            "has it already; `initialState` replaces declared defaults. Answers as panel creation."
+        ),
+        request=FromNXMLSerializer,
+        responses={201: PanelCreatedSerializer, **schema.errors(400, 401, 403, 404, 413, 429, 503)},
+    )
+    def from_nxml(self, request: Request, **kwargs: Any) -> Response:
+        body = FromNXMLSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        panel, outcome = run_service(
+            panel_service.create_panel, self.scoped_workspace(), body.validated_data["nxmlSource"],
+            initial_state=body.validated_data.get("initialState"), actor=self.actor,
+        )
+        return self._created(panel, outcome)
 
 
 @extend_schema(exclude=True)
 class KernelPanelSlashViewSet(KernelPanelViewSet):
     """The kernel routes spelled with a trailing slash; left out of the schema as a duplicate."""
+
+
+# ---------------------------------------------------------------- original kernel: auth
+
+
+@extend_schema(
+    tags=["kernel"],
+    summary="Obtain an access token (original kernel)",
+    description=(
+        "JSON or form body: `username` (or `email`) and `password`, optionally `workspace_id`. "
+        "Failed logins are throttled as on /api/v1/auth/token/."
+    ),
+    request=KernelTokenRequestSerializer,
+    responses={200: KernelTokenSerializer, **schema.errors(400, 401)},
+    auth=[],
+)
+class KernelTokenView(APIView):
+    authentication_classes: list[type[Any]] = []
+    permission_classes = [AllowAny]
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    throttle_classes = login_throttles()
+
+    @extend_schema(operation_id="kernel_auth_token")
+    def post(self, request: Request) -> Response:
+        body = KernelTokenRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        user = authenticate(request, username=data.get("username") or _username_for_email(data["email"]),
+                            password=data["password"])
+        if user is None or not user.is_active:
+            FailedLogins().record_failure(login_name(data), client_address(request))
+            raise exceptions.AuthenticationFailed("No active account found with the given credentials")
+        try:
+            pair = mint_pair(user, data.get("workspace_id"))
+        except TokenRequestError as exc:
+            raise APIError("INVALID_REQUEST", str(exc)) from None
+        return Response({"access_token": pair.access, "token_type": "bearer"})
+
+
+def _username_for_email(email: str) -> str:
+    users = get_user_model().objects.filter(email__iexact=email.strip())[:2]
+    return users[0].get_username() if len(users) == 1 else email
+
+
+@extend_schema(
+    tags=["kernel"],
+    summary="The caller (original kernel)",
+    responses={200: KernelMeSerializer, **schema.errors(401)},
+)
+class KernelMeView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request) -> Response:
+        principal = principal_of(request)
+        slugs = access.visible_workspaces(principal).order_by("slug").values_list("slug", flat=True)
+        return Response({
+            "username": principal.user.get_username(),
+            "email": getattr(principal.user, "email", "") or "",
+            "workspace_id": principal.token_workspace,
+            "workspaces": list(slugs),
+        })
 
 
 # ---------------------------------------------------------------- JSON 404 and 500

@@ -115,7 +115,9 @@ async def _connect_echo(url: str) -> Any:
 
 def ws_trigger(quick: bool) -> dict[str, Any]:
     count = 150 if quick else 2000
-    with deployment() as dep:
+    # One socket sends back to back for seconds, far over the default frame rate: raised here,
+    # since this case measures latency, not the limit.
+    with deployment(WS_MAX_MESSAGES_PER_SECOND="5000", WS_MESSAGE_BURST="5000") as dep:
         dep.create_panel("rtt")
         trigger = {"type": "TRIGGER", "tool": "increment", "args": {"by": 1}}
         echo_url = f"{dep.servers[0].ws_url}/ws/bench/echo/"

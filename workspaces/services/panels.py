@@ -664,9 +664,10 @@ def _default_panel_id(workspace: Workspace, definition: PanelDefinition) -> str:
 
 @in_worker
 def _store_new_panel(workspace: Workspace, source: str, definition: PanelDefinition, panel_id: str | None,
-                     extension_config: dict[str, Any]) -> Panel:
+                     extension_config: dict[str, Any], overrides: dict[str, Any] | None = None) -> Panel:
     tree = definition.to_dict()
     initial = definition.initial_state()
+    initial.update(overrides or {})
     initial.update(compute(definition, initial, sandbox_key(workspace.slug, panel_id or definition.id or "new")))
     try:
         with transaction.atomic():
@@ -725,6 +726,7 @@ async def create_panel(
     panel_id: str | None = None,
     extension_config: Any = None,
     actor: str = "",
+    initial_state: Any = None,
 ) -> tuple[Panel, Outcome | None]:
     if not isinstance(source, str) or not source.strip():
         raise ServiceError("INVALID_REQUEST", "source must be a non-empty NXML string")
@@ -736,9 +738,42 @@ async def create_panel(
     if panel_id in RESERVED_PANEL_IDS:
         raise ServiceError("INVALID_REQUEST", f"Panel id '{panel_id}' is reserved: the API uses that path")
     definition = await in_worker(parse_source)(source)
-    panel = await _store_new_panel(workspace, source, definition, panel_id, extension_config or {})
+    _check_extension_aliases(definition, extension_config or {})
+    overrides = _initial_overrides(definition, initial_state)
+    panel = await _store_new_panel(workspace, source, definition, panel_id, extension_config or {}, overrides)
     outcome = await mount(panel, actor)
     return await _refresh(panel), outcome
+
+
+def _initial_overrides(definition: PanelDefinition, initial_state: Any) -> dict[str, Any]:
+    """Values that replace declared defaults at creation, each checked against its <State>."""
+    if initial_state is None:
+        return {}
+    if not isinstance(initial_state, dict):
+        raise ServiceError("INVALID_REQUEST", "initialState must be an object keyed by state name")
+    for key, value in initial_state.items():
+        state = definition.state(key)
+        if state is None:
+            raise ServiceError("INVALID_REQUEST", f"initialState names '{key[:64]}', which is not a declared <State>")
+        if not matches_type(state.type, value):
+            raise ServiceError("INVALID_REQUEST", f"initialState '{key}' is a {state.type}, not a {describe(value)}")
+        problem = unstorable_text(value)
+        if problem:
+            raise ServiceError("INVALID_REQUEST", f"initialState '{key}' cannot be stored: {problem}")
+    return dict(initial_state)
+
+
+def _check_extension_aliases(definition: PanelDefinition, extension_config: dict[str, Any]) -> None:
+    """Configuration for an alias the NXML does not declare would silently go unused."""
+    declared = definition.extension_aliases()
+    unknown = sorted(alias for alias in extension_config if alias not in declared)
+    if unknown:
+        known = ", ".join(sorted(declared)) or "none"
+        raise ServiceError(
+            "INVALID_REQUEST",
+            f"extensions names {', '.join(repr(a) for a in unknown)}, which the NXML does not declare "
+            f"(declared aliases: {known}); key the configuration by the alias of an <Extension>",
+        )
 
 
 async def set_value(panel: Panel, key: Any, value: Any, actor: str = "") -> Commit:
@@ -749,10 +784,10 @@ async def set_value(panel: Panel, key: Any, value: Any, actor: str = "") -> Comm
     if not isinstance(key, str) or key not in bound:
         raise ServiceError("INVALID_REQUEST", f"State key '{key}' is not bound by an Input or Switch")
     if not matches_type(bound[key], value):
-        raise ServiceError("INVALID_ARGS", f"State key '{key}' is a {bound[key]}, not a {describe(value)}")
+        raise ServiceError("INVALID_REQUEST", f"State key '{key}' is a {bound[key]}, not a {describe(value)}")
     problem = unstorable_text(value)
     if problem:
-        raise ServiceError("INVALID_ARGS", f"State key '{key}' cannot be stored: {problem}")
+        raise ServiceError("INVALID_REQUEST", f"State key '{key}' cannot be stored: {problem}")
     return await _apply_direct(PanelRef.of(panel), definition, [{"key": key, "value": value, "operation": "set"}])
 
 

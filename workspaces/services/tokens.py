@@ -54,15 +54,22 @@ def normalize_permissions(value: Any) -> list[str] | None:
     return sorted(set(names))
 
 
-def check_workspace_claim(user: Any, workspace_slug: str | None) -> str | None:
-    """The slug when the user belongs to that workspace; a token for any other would be useless."""
+def check_workspace_claim(user: Any, workspace_slug: str | None, explain: bool = False) -> str | None:
+    """The slug when the user belongs to that workspace; a token for any other would be useless.
+
+    For callers over the network a workspace the user is not in is refused exactly like one
+    that does not exist (same message, same single query), so the answer tells nothing about
+    other tenants; ``explain`` (staff tools) says which of the two it is.
+    """
     if not workspace_slug:
         return None
+    if Membership.objects.filter(user=user, workspace__slug=workspace_slug).exists():
+        return workspace_slug
+    if not explain:
+        raise TokenRequestError(f"you are not a member of a workspace '{workspace_slug}'")
     if not Workspace.objects.filter(slug=workspace_slug).exists():
         raise TokenRequestError(f"workspace '{workspace_slug}' does not exist")
-    if not Membership.objects.filter(user=user, workspace__slug=workspace_slug).exists():
-        raise TokenRequestError(f"user '{user.get_username()}' is not a member of workspace '{workspace_slug}'")
-    return workspace_slug
+    raise TokenRequestError(f"user '{user.get_username()}' is not a member of workspace '{workspace_slug}'")
 
 
 def refresh_token_for(
@@ -86,8 +93,8 @@ def mint_pair(user: Any, workspace_slug: str | None = None, permissions: Any = N
 def mint_access(
     user: Any, workspace_slug: str | None = None, permissions: Any = None, ttl: timedelta | None = None
 ) -> str:
-    """One access token; ``ttl`` overrides the configured lifetime (JWT_ACCESS_TTL)."""
-    slug = check_workspace_claim(user, workspace_slug)
+    """One access token for staff tools; ``ttl`` overrides the configured lifetime (JWT_ACCESS_TTL)."""
+    slug = check_workspace_claim(user, workspace_slug, explain=True)
     access: AccessToken = refresh_token_for(user, slug, normalize_permissions(permissions)).access_token
     if ttl is not None:
         access.set_exp(lifetime=ttl)

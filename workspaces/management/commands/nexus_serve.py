@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from nexus import lifecycle
+from nexus.body_limit import limit_request_bodies
 from workspaces.services.publish import start_server_publisher
 
 logger = logging.getLogger("nexus.server")
@@ -43,6 +44,15 @@ def build_server(application: Any, endpoints: list[str], grace_s: float, **optio
                     announce()
 
             super().__init__(*args, ready_callable=ready, **kwargs)
+
+        @property
+        def http_factory(self) -> Any:
+            return self._http_factory
+
+        @http_factory.setter
+        def http_factory(self, factory: Any) -> None:
+            # daphne would buffer a chunked body whole before the application sees a byte of it.
+            self._http_factory = limit_request_bodies(factory, settings.NEXUS.BODY_LIMIT)
 
         def listen_success(self, port: Any) -> None:
             self.ports = [*getattr(self, "ports", []), port]
