@@ -130,6 +130,14 @@ def add_member(workspace: Workspace, user: Any, role: str = Role.VIEWER) -> Memb
         return Membership.objects.create(workspace=locked, user=user, role=role)
 
 
+def ensure_member(workspace: Workspace, user: Any, role: str) -> Membership:
+    """The user's membership, added with ``role`` when missing (an existing role is kept)."""
+    with transaction.atomic():
+        locked = _locked(workspace)
+        membership, _ = Membership.objects.get_or_create(workspace=locked, user=user, defaults={"role": role})
+    return membership
+
+
 def change_role(workspace: Workspace, user: Any, role: str) -> Membership:
     """A lower role takes effect on the member's open sockets at once."""
     with transaction.atomic():

@@ -16,8 +16,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from workspaces.models import Membership, Panel, Role, Workspace
+from workspaces.models import Panel, Role, Workspace
 from workspaces.services import panels as panel_service
+from workspaces.services import workspaces as workspace_service
 from workspaces.services.panels import ServiceError
 from workspaces.services.tokens import mint_access
 
@@ -103,11 +104,12 @@ class Command(BaseCommand):
         if created or reset:
             user.set_password(password)
             user.save()
-        workspace, _ = Workspace.objects.get_or_create(slug=DEMO_WORKSPACE, defaults={"name": "Demo"})
+        workspace = Workspace.objects.filter(slug=DEMO_WORKSPACE).first()
+        if workspace is None:
+            workspace = workspace_service.create_workspace(DEMO_WORKSPACE, "Demo")
         if workspace.panel_limit < len(DEMO_PANELS):
-            workspace.max_panels = len(DEMO_PANELS)
-            workspace.save(update_fields=["max_panels", "updated_at"])
-        Membership.objects.get_or_create(user=user, workspace=workspace, defaults={"role": Role.OWNER})
+            workspace = workspace_service.update_workspace(workspace, max_panels=len(DEMO_PANELS))
+        workspace_service.ensure_member(workspace, user, Role.OWNER)
         return user, workspace, created or reset
 
     def ensure_panel(self, workspace: Workspace, demo: DemoPanel, base_url: str) -> str:
