@@ -67,5 +67,6 @@ def logging_config(level: str, pretty: bool) -> dict[str, Any]:
             "daphne": {"level": "WARNING"},
             "twisted": {"level": "WARNING"},
             "httpx": {"level": "WARNING"},
+            "mcp": {"level": "WARNING"},  # the MCP SDK logs every request and session at INFO
         },
     }

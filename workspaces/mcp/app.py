@@ -63,7 +63,7 @@ class _Sessions:
     """The SDK's session manager, run for the life of the serving event loop.
 
     daphne does not speak the ASGI lifespan protocol, so the manager starts with the first
-    request; a new event loop (tests start several) gets a manager of its own.
+    request; another event loop gets a manager of its own.
     """
 
     def __init__(self) -> None:
@@ -82,11 +82,18 @@ class _Sessions:
             self._task = loop.create_task(self._run(manager, self._ready))
         return await asyncio.shield(self._ready)
 
-    @staticmethod
-    async def _run(manager: StreamableHTTPSessionManager, ready: asyncio.Future[Any]) -> None:
-        async with manager.run():
-            ready.set_result(manager)
-            await asyncio.Event().wait()
+    async def _run(self, manager: StreamableHTTPSessionManager, ready: asyncio.Future[Any]) -> None:
+        try:
+            async with manager.run():
+                ready.set_result(manager)
+                await asyncio.Event().wait()
+        except Exception as exc:
+            logger.exception("the MCP session manager stopped")
+            if not ready.done():
+                ready.set_exception(exc)
+        finally:
+            if self._ready is ready:
+                self._ready = None  # the next request starts a new manager
 
 
 class MCPEndpoint:

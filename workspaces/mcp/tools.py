@@ -12,6 +12,7 @@ import itertools
 import json
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
 from mcp import types
 from mcp.server.session import ServerSession
 
@@ -104,6 +105,8 @@ async def call_tool(
         outcome = await panel_service.run_tool(panel, tool, arguments, actor=caller.actor, on_progress=on_progress)
     except ServiceError as exc:
         return refusal(exc.code, exc.message, exc.details)
+    except (OperationalError, InterfaceError):
+        return refusal("UNAVAILABLE", "Database unavailable: retry the call later")
     return result_of(outcome.body(), is_error=outcome.status == "error")
 
 
