@@ -417,6 +417,10 @@ class PanelRunAdmin(admin.ModelAdmin):
         lines = format_html_join("\n", "[{}] {}", ((line.get("level"), line.get("message")) for line in run.logs))
         return format_html('<pre style="margin:0; white-space:pre-wrap">{}</pre>', lines)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PanelRun]:
+        activity_service.flush()  # runs are stored in the background; show every finished one
+        return super().get_queryset(request)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

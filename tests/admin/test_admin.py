@@ -13,6 +13,7 @@ from django.test import Client
 
 from tests.api.conftest import COUNTER, TODO, create_panel
 from workspaces.models import AuditOutcome, AuditRecord, Panel, PanelStatus
+from workspaces.services import activity as activity_service
 from workspaces.services import panels as panel_service
 
 CHANGELIST = "/admin/workspaces/panel/"
@@ -211,7 +212,7 @@ def test_runs_are_read_only_with_their_log(admin_client: Client, workspace: Any)
     base = "/admin/workspaces/panelrun/"
     listing = admin_client.get(base, {"panel__id__exact": created.pk}).content.decode()
     assert "increment" in listing and f"{base}add/" not in listing
-    run = created.runs.get()
+    (run,) = activity_service.runs_of(created)
     detail = admin_client.get(f"{base}{run.pk}/change/").content.decode()
     assert "[warn] now 1" in detail and 'name="_save"' not in detail
     assert admin_client.post(f"{base}{run.pk}/change/", {"handler": "x"}).status_code == 403

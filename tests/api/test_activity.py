@@ -71,7 +71,7 @@ def test_only_the_newest_runs_are_kept(world: World, chatty: Any, api_client_for
     editor = api_client_for(world.editor)
     for word in ("a", "b", "c", "d"):
         trigger(editor, "talk", {"word": word})
-    kept = PanelRun.objects.filter(panel=chatty).order_by("-id")
+    kept = activity.runs_of(chatty)
     assert [run.logs[1]["message"] for run in kept] == ["said d", "said c", "said b"]
 
 
@@ -107,6 +107,7 @@ def test_a_flood_of_log_lines_is_cut(world: World, api_client_for: Any) -> None:
     source = CHATTY.replace("$log.debug('starting');", "for (let i = 0; i < 500; i++) $log.debug('line', i);")
     create_panel(world.workspace, source, panel_id="chatty")
     trigger(api_client_for(world.editor), "talk")
+    activity.flush()
     run = PanelRun.objects.filter(handler="talk").get()
     assert len(run.logs) == activity.MAX_LOG_LINES + 1
     assert run.logs[-1] == {"level": "warn", "message": f"{500 + 1 - activity.MAX_LOG_LINES} more line(s) not kept"}
@@ -116,3 +117,16 @@ def test_the_schema_documents_the_route(world: World, api_client_for: Any) -> No
     paths = api_client_for(world.owner).get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()["paths"]
     route = paths["/api/v1/workspaces/{slug}/panels/{panel_id}/activity/"]["get"]
     assert "PaginatedPanelRunList" in str(route["responses"]["200"])
+
+
+def test_a_run_of_a_deleted_panel_does_not_cost_the_others(world: World, chatty: Any) -> None:
+    from django.utils import timezone
+
+    def finished(panel_pk: int) -> activity.FinishedRun:
+        return activity.FinishedRun(panel_pk, "ws/x", "tool", "talk", "eddie", timezone.now(), "success", 1.0,
+                                    None, [])
+
+    activity.submit(finished(chatty.pk))
+    activity.submit(finished(10**9))  # no such panel (deleted while its run was queued)
+    activity.submit(finished(chatty.pk))
+    assert [run.handler for run in activity.runs_of(chatty)] == ["talk", "talk", "mount"]

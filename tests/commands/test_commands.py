@@ -81,9 +81,11 @@ def test_import_runs_mount(lab: Any, counter_file: Path) -> None:
     assert Panel.objects.get(workspace=lab, panel_id="c1").state == {"count": 0, "double": 0}
 
 
-def test_import_generates_an_id(lab: Any, counter_file: Path) -> None:
+def test_import_takes_the_nxml_id_then_generates_one(lab: Any, counter_file: Path) -> None:
     run("nexus_panel", "import", str(counter_file), "--workspace", "lab")
-    assert Panel.objects.get(workspace=lab).panel_id.startswith("counter-")
+    run("nexus_panel", "import", str(counter_file), "--workspace", "lab")
+    ids = sorted(Panel.objects.filter(workspace=lab).values_list("panel_id", flat=True))
+    assert ids[0] == "counter" and ids[1].startswith("counter-")
 
 
 def test_import_refusals(lab: Any, counter_file: Path, tmp_path: Path) -> None:

@@ -137,8 +137,9 @@ def shutdown_workers() -> None:
     executor, _executor = _executor, None
     if executor is not None:
         executor.shutdown(wait=True)
-        # A thread's connection wrapper sits in reference cycles: collect it now, which closes it.
-        gc.collect()
+    activity.shutdown()
+    # A thread's connection wrapper sits in reference cycles: collect it now, which closes it.
+    gc.collect()
 
 
 def in_worker(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
@@ -517,7 +518,11 @@ async def execute(run: HandlerRun, on_progress: ProgressCallback | None = None) 
         outcome.error = failure
     else:
         outcome.return_value = result.return_value
-    await _record_activity(run, outcome, started_at, (time.perf_counter() - started) * 1000, logs)
+    activity.submit(activity.FinishedRun(
+        panel_pk=run.panel_pk, panel=f"{run.workspace_slug}/{run.panel_id}", kind=run.kind,
+        handler=run.handler_name, actor=run.actor, started_at=started_at, status=outcome.status,
+        duration_ms=(time.perf_counter() - started) * 1000, error=outcome.error, logs=logs,
+    ))
     logger.info(
         "handler %s on %s/%s: %s",
         run.handler_name,
@@ -533,16 +538,6 @@ async def execute(run: HandlerRun, on_progress: ProgressCallback | None = None) 
         },
     )
     return outcome
-
-
-@in_worker
-def _record_activity(run: HandlerRun, outcome: Outcome, started_at: Any, duration_ms: float,
-                     logs: list[Any]) -> None:
-    activity.record(activity.FinishedRun(
-        panel_pk=run.panel_pk, panel=f"{run.workspace_slug}/{run.panel_id}", kind=run.kind,
-        handler=run.handler_name, actor=run.actor, started_at=started_at, status=outcome.status,
-        duration_ms=duration_ms, error=outcome.error, logs=logs,
-    ))
 
 
 def _progress(result: ExecutionResult, commit: Commit | None) -> dict[str, Any]:
