@@ -4,7 +4,7 @@ Every HTTP request (POST, the GET stream, DELETE) is authenticated and checked f
 ``panel:read`` in the path's workspace before the SDK sees it. Sessions are stateful (they
 carry resource subscriptions and list-changed notifications) and live in the process that
 opened them; a request with a session id another process opened answers 404, and the
-client opens a new session (route by the ``Mcp-Session-Id`` header to keep sessions).
+client opens a new session (docs/mcp.md: keep a client on one process).
 """
 
 from __future__ import annotations
