@@ -2,7 +2,7 @@
 //
 // A control that runs a tool ("trigger", with optional "args") goes through app.trigger, which
 // marks it busy until the tool's RESULT arrives (setBusy).
-import { el, hasOwn, oneOf, setText } from './dom.js';
+import { copyObject, defineOwn, el, hasOwn, oneOf, setText } from './dom.js';
 import { register } from './components.js';
 import { E } from './expressions.js';
 import { argsProp, boolProp, boundKey, literalProp, textProp } from './props.js';
@@ -42,19 +42,23 @@ function Input(node, ctx, app) {
   let busy = false;
   let lastCtx = ctx;
 
-  // Send the typed value as a SET; false when it is not a valid value to send.
+  // The typed value, or undefined when it is not a valid value to send.
+  function typedValue() {
+    const raw = input.value;
+    if (type !== 'number') return raw;
+    const value = raw.trim() === '' ? NaN : Number(raw);
+    const bad = !Number.isFinite(value);
+    input.setAttribute('aria-invalid', bad ? 'true' : 'false');
+    return bad ? undefined : value;
+  }
+
+  // Send the typed value as a SET; false when there is nothing valid to send.
   function commit() {
     if (!key || input.disabled) return false;
-    const raw = input.value;
-    let value = raw;
-    if (type === 'number') {
-      value = raw.trim() === '' ? NaN : Number(raw);
-      const bad = !Number.isFinite(value);
-      input.setAttribute('aria-invalid', bad ? 'true' : 'false');
-      if (bad) return false;
-    }
-    if (raw !== synced) {
-      synced = raw;
+    const value = typedValue();
+    if (value === undefined) return false;
+    if (input.value !== synced) {
+      synced = input.value;
       app.sendSet(key, value);
     }
     return true;
@@ -62,12 +66,13 @@ function Input(node, ctx, app) {
 
   input.addEventListener('change', commit);
   input.addEventListener('keydown', (event) => {
-    if (event.key !== 'Enter' || event.isComposing) return;
-    if (!commit() && key) return;
-    if (trigger && !busy && app.isLive()) {
-      event.preventDefault();
-      runTrigger(app, instance, node, trigger, lastCtx, textProp(node, 'placeholder', lastCtx));
-    }
+    if (event.key !== 'Enter' || event.isComposing || !commit()) return;
+    if (!trigger || busy || !app.isLive()) return;
+    event.preventDefault();
+    // The tool runs after the SET: its args read the state with the value just typed.
+    const state = copyObject(lastCtx.state);
+    defineOwn(state, key, typedValue());
+    runTrigger(app, instance, node, trigger, { state, scope: lastCtx.scope }, textProp(node, 'placeholder', lastCtx));
   });
 
   function refresh() {
