@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from nexus import lifecycle
 from nexus.body_limit import limit_request_bodies
+from workspaces.services import activity
 from workspaces.services.publish import start_server_publisher
 
 logger = logging.getLogger("nexus.server")
@@ -147,6 +148,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, on_signal)
         self.stdout.write(f"Nexus serving on http://{host}:{ports[0]}/ (ports {', '.join(map(str, ports))})")
         server.run()
+        activity.flush()  # runs that finished while draining are in the activity log too
         self.stdout.write("Nexus stopped")
 
     def _check_memory(self, max_instances: int, memory_limit_mb: int) -> None:
