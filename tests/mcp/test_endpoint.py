@@ -97,11 +97,18 @@ async def test_state_and_source_resources(live: Live) -> None:
         listed = {str(resource.uri) for resource in (await session.list_resources()).resources}
         read_state = await session.read_resource("nexus://workspaces/acme/panels/counter/state")  # type: ignore[arg-type]
         read_source = await session.read_resource("nexus://workspaces/acme/panels/counter/source")  # type: ignore[arg-type]
+        templates = {template.uriTemplate for template in (await session.list_resource_templates()).resourceTemplates}
         try:
             await session.read_resource("nexus://workspaces/acme/panels/nowhere/state")  # type: ignore[arg-type]
             raise AssertionError("an unknown panel must be refused")
         except McpError as exc:
             assert exc.error.code == -32002 and "nowhere" in exc.error.message
+        try:
+            await session.read_resource("nexus://workspaces/other/panels/counter/state")  # type: ignore[arg-type]
+            raise AssertionError("another workspace's resource must be refused")
+        except McpError as exc:
+            assert exc.error.code == -32602 and "this endpoint serves 'acme'" in exc.error.message
+    assert templates == {"nexus://workspaces/acme/panels/{panelId}/state", "nexus://workspaces/acme/panels/{panelId}/source"}
     assert {"nexus://workspaces/acme/panels/counter/state", "nexus://workspaces/acme/panels/counter/source"} <= listed
     content = read_state.contents[0]
     assert content.mimeType == "application/json"
