@@ -10,7 +10,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.integration.conftest import SLOW_PANEL, receive_until, start_live
-from tests.support.servers import scratch_database
+from tests.support.servers import manage, scratch_database
 
 pytestmark = pytest.mark.slow
 
@@ -38,5 +38,8 @@ def test_sigterm_finishes_the_running_handler_then_closes_with_1001(tmp_path: Pa
             assert result["status"] == "success"
             assert code == 1001
             assert live.server.process.wait(30) == 0
+            kept = manage("shell", "-c", "from workspaces.models import PanelRun; "
+                          "print(list(PanelRun.objects.values_list('handler', 'status')))", env=live.env)
+            assert "('spin', 'success')" in kept.stdout  # the run that finished while draining is logged
         finally:
             live.server.kill()
