@@ -181,7 +181,8 @@ class SourceField(serializers.CharField):
 class PanelCreateSerializer(serializers.Serializer):
     id = serializers.RegexField(
         PANEL_ID_PATTERN, required=False, allow_null=True,
-        help_text="Panel id ([A-Za-z0-9_-]{1,64}, not 'validate'); generated when absent.",
+        help_text=("Panel id ([A-Za-z0-9_-]{1,64}, not 'validate'). When absent: the id of <NexusPanel>, "
+                   "with a random suffix if the workspace already has that id."),
     )
     source = SourceField()  # type: ignore[assignment]  # the API's field name shadows Field.source
     extensions = serializers.DictField(
