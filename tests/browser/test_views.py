@@ -82,7 +82,8 @@ def test_the_guides_are_pages_and_nothing_else_of_docs(db: None) -> None:
     page = client.get("/docs/nxml/")
     assert page.status_code == 200
     body = page.content.decode()
-    assert "<h1>NXML reference</h1>" in body and 'href="/docs/tutorial/"' in body
+    assert '<h1 id="nxml-reference">NXML reference</h1>' in body and 'href="/docs/tutorial/"' in body
+    assert 'href="#escaping-and-cdata"' in body and '<h2 id="escaping-and-cdata">' in body
     assert "&lt;![CDATA[" in body  # examples are shown as text
     assert client.get("/docs/tutorial/").status_code == 200
     assert client.get("/docs/security/").status_code == 404
