@@ -10,6 +10,7 @@ from mcp.shared.exceptions import McpError
 
 from tests.integration.conftest import Live, example, receive_until
 from tests.mcp.conftest import Notifications, mcp_session, mcp_url
+from tests.support.servers import provision
 
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
     "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "probe", "version": "0"}}}
@@ -211,3 +212,17 @@ def test_a_body_over_body_limit_is_refused_with_413(live: Live) -> None:
     huge = {**INITIALIZE, "params": {**INITIALIZE["params"], "padding": "x" * (2 * 1024 * 1024)}}  # type: ignore[dict-item]
     response = httpx.post(mcp_url(live), json=huge, headers={**ACCEPT, **live.headers("alice")}, timeout=30)
     assert response.status_code == 413
+
+
+def test_a_session_serves_only_the_workspace_it_was_opened_on(live: Live) -> None:
+    provision(live.env, "alice", "other", migrate=False)  # alice may now use both workspaces
+    opened = httpx.post(mcp_url(live), json=INITIALIZE, headers={**ACCEPT, **live.headers("alice")}, timeout=10)
+    session = {"Mcp-Session-Id": opened.headers["mcp-session-id"], "Mcp-Protocol-Version": "2025-06-18",
+               **ACCEPT, **live.headers("alice")}
+    httpx.post(mcp_url(live), json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session, timeout=10)
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+    assert "counter__increment" in httpx.post(mcp_url(live), json=listing, headers=session, timeout=10).text
+    elsewhere = httpx.post(mcp_url(live, "other"), json=listing, headers=session, timeout=10)
+    assert "This session belongs to workspace 'acme'" in elsewhere.text
+    assert "counter__increment" not in elsewhere.text
+    httpx.delete(mcp_url(live), headers=session, timeout=10)
