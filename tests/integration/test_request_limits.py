@@ -113,3 +113,44 @@ def test_a_deeply_nested_frame_is_an_error_and_the_socket_stays(live: Live) -> N
             await socket_.close()
 
     asyncio.run(scenario())
+
+
+def test_a_burst_within_the_frame_bucket_is_served(live: Live) -> None:
+    """The default bucket (200 at once) takes a burst of a hundred triggers without a refusal."""
+
+    async def scenario() -> None:
+        socket_ = await live.connect("counter")
+        try:
+            for index in range(100):
+                await socket_.send(json.dumps({"type": "TRIGGER", "tool": "increment", "args": {},
+                                               "requestId": index}))
+            results = 0
+            while results < 100:
+                frame = json.loads(await asyncio.wait_for(socket_.recv(), 30))
+                assert frame["type"] != "ERROR", frame
+                results += frame["type"] == "RESULT"
+        finally:
+            await socket_.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_frame_flood_gets_errors_and_then_close_1008(live: Live) -> None:
+    import websockets
+
+    async def scenario() -> None:
+        socket_ = await live.connect("counter")
+        refused: list[dict[str, object]] = []
+        try:
+            for index in range(600):  # bounded: 200 taken, then refusals, then the close
+                await socket_.send(json.dumps({"type": "PING", "requestId": index}))
+            while True:
+                frame = json.loads(await asyncio.wait_for(socket_.recv(), 30))
+                if frame["type"] == "ERROR":
+                    refused.append(frame)
+        except websockets.ConnectionClosed as closed:
+            assert closed.rcvd is not None and closed.rcvd.code == 1008, closed
+        assert refused and all(frame["code"] == "THROTTLED" for frame in refused)
+        assert "requestId" in refused[0]
+
+    asyncio.run(scenario())

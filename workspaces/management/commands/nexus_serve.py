@@ -21,6 +21,25 @@ logger = logging.getLogger("nexus.server")
 CLOSE_GOING_AWAY = 1001
 
 
+# Close codes a consumer may send although autobahn's public close accepts only 1000 and 3000-4999:
+# 1008 (policy violation) ends a socket that floods frames past its rate.
+PROTOCOL_CLOSE_CODES = frozenset({1008})
+
+
+def _websocket_protocol() -> type:
+    from daphne.ws_protocol import WebSocketProtocol
+
+    class NexusWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]
+        def serverClose(self, code: int | None = None) -> None:
+            if code in PROTOCOL_CLOSE_CODES:
+                if self.state == self.STATE_OPEN:
+                    self.sendCloseFrame(code=code, isReply=False)
+                return
+            super().serverClose(code)
+
+    return NexusWebSocketProtocol
+
+
 def build_server(application: Any, endpoints: list[str], grace_s: float, **options: Any) -> Any:
     from daphne.server import Server
     from daphne.ws_protocol import WebSocketProtocol
@@ -45,6 +64,15 @@ def build_server(application: Any, endpoints: list[str], grace_s: float, **optio
                     announce()
 
             super().__init__(*args, ready_callable=ready, **kwargs)
+
+        @property
+        def ws_factory(self) -> Any:
+            return self._ws_factory
+
+        @ws_factory.setter
+        def ws_factory(self, factory: Any) -> None:
+            factory.protocol = _websocket_protocol()
+            self._ws_factory = factory
 
         @property
         def http_factory(self) -> Any:
