@@ -427,8 +427,9 @@ class FakeProtocolServer:
             await self.commit(run.state)
         except ToolError as exc:
             status, error = "error", str(exc)
+        # As the real server does for events not declared broadcast: the requester's alone.
         for name, payload in run.events:
-            await self._broadcast({"type": "EVENT", "name": name, "payload": payload})
+            await ws.send(json.dumps({"type": "EVENT", "name": name, "payload": payload}))
         result: JSON = {
             "type": "RESULT", "requestId": request_id, "status": status, "mutations": [],
             "events": [], "viewCommands": [], "returnValue": value,
