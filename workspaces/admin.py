@@ -374,21 +374,26 @@ class PanelAdmin(ServiceDeletes):
 # ---------------------------------------------------------------- audit trail
 
 
-@admin.register(AuditRecord)
-class AuditRecordAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "outcome", "action", "resource", "workspace", "panel", "handler", "user"]
-    list_filter = ["outcome", "action", "workspace"]
-    search_fields = ["workspace", "panel", "handler", "user", "resource", "reason"]
-    date_hierarchy = "created_at"
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows that only the service writes: staff may look, nobody adds, edits or deletes here."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: AuditRecord | None = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: AuditRecord | None = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+
+@admin.register(AuditRecord)
+class AuditRecordAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "outcome", "action", "resource", "workspace", "panel", "handler", "user"]
+    list_filter = ["outcome", "action", "workspace"]
+    search_fields = ["workspace", "panel", "handler", "user", "resource", "reason"]
+    date_hierarchy = "created_at"
 
 
 # ---------------------------------------------------------------- activity
@@ -400,7 +405,7 @@ RUN_FIELDS = ("panel", "kind", "handler", "actor", "started_at", "status", "dura
 
 
 @admin.register(PanelRun)
-class PanelRunAdmin(admin.ModelAdmin):
+class PanelRunAdmin(ReadOnlyAdmin):
     """The activity log, read-only: runs are written by the panel service and pruned by it."""
 
     list_display = ["started_at", "panel", "kind", "handler", "status", "duration_ms", "error_code", "actor"]
@@ -420,9 +425,3 @@ class PanelRunAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[PanelRun]:
         activity_service.flush()  # runs are stored in the background; show every finished one
         return super().get_queryset(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: PanelRun | None = None) -> bool:
-        return False
