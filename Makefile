@@ -32,6 +32,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	JWT_SECRET=lint-only SECRET_KEY=lint-only $(BIN)/mypy nexus workspaces runtime
+	$(BIN)/lint-imports
 
 pytest: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

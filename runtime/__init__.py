@@ -1,7 +1,7 @@
 """Nexus sandbox runtime: untrusted handler JavaScript in QuickJS on WebAssembly.
 
 No Django here: ``from runtime import Runtime, ExecutionContext`` works in any Python
-process. See SPEC §3 for the contract.
+process. docs/architecture.md describes where it sits; docs/security.md what it enforces.
 """
 
 from .errors import (

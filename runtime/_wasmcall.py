@@ -205,11 +205,6 @@ class GuestCalls:
             raise GuestTrap("memory", f"guest pointer out of range: {ptr}")
         return int(ctypes.c_int32.from_address(self.memory_base() + ptr).value)
 
-    def write_i32(self, ptr: int, value: int) -> None:
-        if ptr < 0 or ptr + 4 > self.memory_size():
-            raise GuestTrap("memory", f"guest pointer out of range: {ptr}")
-        ctypes.c_int32.from_address(self.memory_base() + ptr).value = value
-
     def set_epoch_deadline(self, ticks: int) -> None:
         if self.fast:
             _EPOCH_DEADLINE(self._context, ticks)

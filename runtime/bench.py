@@ -54,7 +54,7 @@ def _counter_context(panel_id: str = "bench") -> ExecutionContext:
 
 
 def bench_execute(quick: bool = False) -> dict[str, Any]:
-    """Median ``rt.execute`` of the SPEC §3 counter (warm pool, compiled handler) next to
+    """Median ``rt.execute`` of the counter handler (warm pool, compiled handler) next to
     the median ``quickjs_rs`` ``ctx.eval("1+1")`` measured in the same process."""
     import quickjs_rs
 

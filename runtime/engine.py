@@ -164,7 +164,7 @@ def _load(engine: wasmtime.Engine, cache_dir: Path, max_cache_size_mb: int) -> G
     wasm_sha = hashlib.sha256(wasm).hexdigest()
     key = hashlib.sha256(f"{wasm_sha}|{_engine_fingerprint()}".encode()).hexdigest()[:24]
     cache_path = cache_dir / f"{CACHE_PREFIX}{key}{CACHE_SUFFIX}"
-    usable_dir = _prepare_cache_dir(cache_dir)
+    usable_dir = prepare_cache_dir(cache_dir)
     module: wasmtime.Module | None = None
     source = "compiled"
     if usable_dir and trusted_file(cache_path):
@@ -219,7 +219,7 @@ def _refuse_module(*_args: int) -> int:
     return 0
 
 
-def _prepare_cache_dir(cache_dir: Path) -> bool:
+def prepare_cache_dir(cache_dir: Path) -> bool:
     """Create the cache directory (0700) and check it is ours and private.
 
     A serialized module is native code: one that another user could write must never be

@@ -8,7 +8,7 @@ no free instance within ``acquire_timeout_ms`` (``RuntimeBusyError``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Required, TypedDict, cast
 
 TIMEOUT = "TIMEOUT"
 MEMORY_LIMIT = "MEMORY_LIMIT"
@@ -42,13 +42,31 @@ ERROR_CODES: frozenset[str] = frozenset(
 INSTANCE_POISONING_CODES: frozenset[str] = frozenset({TIMEOUT, MEMORY_LIMIT, RESOURCE_LIMIT, INTERNAL_ERROR})
 
 
-def error_dict(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    """Build an error dict of the SPEC shape; ``None`` extras are left out."""
+class Location(TypedDict):
+    """A 1-based position in the handler's own code."""
+
+    line: int
+    column: int
+
+
+class ErrorInfo(TypedDict, total=False):
+    """An execution's error as callers get it."""
+
+    code: Required[str]
+    message: Required[str]
+    stack: str  # handler frames only, ``handler:LINE:COLUMN``
+    location: Location
+    snippet: str  # the line at ``location``
+    resource: str  # the capability a PERMISSION_DENIED needed
+
+
+def error_dict(code: str, message: str, **extra: Any) -> ErrorInfo:
+    """Build an error of the ErrorInfo shape; ``None`` extras are left out."""
     error: dict[str, Any] = {"code": code, "message": message}
     for key, value in extra.items():
         if value is not None:
             error[key] = value
-    return error
+    return cast(ErrorInfo, error)
 
 
 class SandboxError(Exception):
@@ -60,7 +78,7 @@ class SandboxError(Exception):
         super().__init__(message)
         self.message = message
 
-    def to_error(self) -> dict[str, Any]:
+    def to_error(self) -> ErrorInfo:
         return error_dict(self.code, self.message)
 
 

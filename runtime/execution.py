@@ -6,9 +6,10 @@ import json
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Required, TypedDict
 
 from .capabilities import CapabilitySet
+from .errors import ErrorInfo
 
 SUCCESS = "success"
 ERROR = "error"
@@ -35,7 +36,7 @@ def capability_set(tokens: tuple[str, ...]) -> CapabilitySet:
 class ExecutionContext:
     """Everything one handler execution may see and do.
 
-    ``capabilities`` are the tokens of SPEC §2 (``state:read:KEY`` ...); ``extensions``
+    ``capabilities`` are capability tokens (``state:read:KEY`` ..., see docs/nxml.md); ``extensions``
     maps each alias reachable as ``$ext.<alias>`` to the method names it offers.
     Malformed tokens raise ValueError here, before anything runs.
     """
@@ -94,6 +95,39 @@ def _extension_methods(extensions: Mapping[str, Iterable[str]] | None) -> dict[s
     return methods
 
 
+class Mutation(TypedDict, total=False):
+    """One change of ``$state``: ``value`` is there for a set."""
+
+    key: Required[str]
+    operation: Required[Literal["set", "delete"]]
+    value: Any
+
+
+class Event(TypedDict):
+    name: str
+    payload: Any
+
+
+class ViewCommand(TypedDict):
+    type: str  # setFilter, scrollTo or focus
+    componentId: str
+    args: dict[str, Any]
+
+
+class LogLine(TypedDict):
+    level: str
+    message: str
+
+
+class SuspensionInfo(TypedDict):
+    """The extension call a suspended execution waits for; resume it by ``suspension_id``."""
+
+    suspension_id: str
+    extension: str
+    method: str
+    args: list[Any]
+
+
 def _no_metrics() -> dict[str, Any]:
     return {"duration_us": 0, "memory_used_bytes": 0, "memory_peak_bytes": 0, "host_calls": 0, "cache_hit": False}
 
@@ -111,17 +145,13 @@ class ExecutionResult:
 
     status: str
     return_value: Any = None
-    state_mutations: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    view_commands: list[dict[str, Any]] = field(default_factory=list)
-    error: dict[str, Any] | None = None
-    suspension: dict[str, Any] | None = None
+    state_mutations: list[Mutation] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    view_commands: list[ViewCommand] = field(default_factory=list)
+    error: ErrorInfo | None = None
+    suspension: SuspensionInfo | None = None
     metrics: dict[str, Any] = field(default_factory=_no_metrics)
-    logs: list[dict[str, str]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == SUCCESS
+    logs: list[LogLine] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -76,8 +76,8 @@ class Pool:
 
     # -- checkout ----------------------------------------------------------------
 
-    def acquire(self, panel_id: str | None, timeout_s: float) -> Sandbox:
-        """Check out an instance for ``panel_id`` (None: any instance, its panel kept)."""
+    def acquire(self, panel_id: str, timeout_s: float) -> Sandbox:
+        """Check out an instance for ``panel_id``: one of its own, or a pristine one."""
         deadline: float | None = None
         with self._lock:
             while True:
@@ -105,7 +105,7 @@ class Pool:
         try:
             if sandbox is None:
                 sandbox = self._create()
-            elif panel_id is not None and sandbox.panel_id not in (None, panel_id):
+            elif sandbox.panel_id not in (None, panel_id):
                 sandbox = self._reset(sandbox)
         except BaseException:
             with self._lock:
@@ -113,18 +113,16 @@ class Pool:
                 self._total -= 1
                 self._wake()
             raise
-        if panel_id is not None:
-            sandbox.panel_id = panel_id
+        sandbox.panel_id = panel_id
         return sandbox
 
-    def _pick(self, panel_id: str | None) -> tuple[Sandbox | None, bool]:
+    def _pick(self, panel_id: str) -> tuple[Sandbox | None, bool]:
         idle = self._idle
         if idle and idle[-1].panel_id == panel_id:
             return idle.pop(), False
-        if panel_id is not None:
-            for index in range(len(idle) - 1, -1, -1):
-                if idle[index].panel_id == panel_id:
-                    return idle.pop(index), False
+        for index in range(len(idle) - 1, -1, -1):
+            if idle[index].panel_id == panel_id:
+                return idle.pop(index), False
         for index in range(len(idle) - 1, -1, -1):
             if idle[index].panel_id is None:
                 return idle.pop(index), False

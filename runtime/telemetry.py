@@ -7,8 +7,14 @@ whenever the registry is collected.
 
 from __future__ import annotations
 
+import bisect
+import threading
 import weakref
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .execution import ExecutionResult
 
 # Upper bounds, in seconds, of the nexus_handler_duration_seconds buckets (+Inf implied).
 DURATION_BUCKETS: tuple[float, ...] = (
@@ -46,3 +52,79 @@ def unregister(runtime: Any) -> None:
 
 def live_runtimes() -> list[Any]:
     return list(_live)
+
+
+# Slot in the host call counts of each $view command.
+_VIEW_SLOT = {"setFilter": 3, "scrollTo": 4, "focus": 5}
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    executions: int
+    errors: int
+    duration_us: int
+    cache_hits: int
+    cache_misses: int
+
+
+class ExecutionCounters:
+    """One runtime's execution counts: totals for ``stats()`` and buffered Prometheus updates.
+
+    ``record`` runs once per execution under one lock; ``flush`` hands the buffered updates
+    to ``runtime.metrics`` before every collection.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._executions = 0
+        self._errors = 0
+        self._duration_us = 0
+        self.cache_hits = 0
+        self.cache_misses = 0
+        self._outcomes: dict[tuple[str, str], int] = {}
+        self._buckets = [0] * (len(DURATION_BUCKETS) + 1)
+        self._seconds = 0.0
+        self._calls = [0] * len(HOST_FUNCTIONS)
+
+    def record(self, result: ExecutionResult, duration_us: int, cache_hit: bool | None) -> None:
+        """Count an execution; ``cache_hit`` is None when no handler lookup took place."""
+        code = result.error["code"] if result.error else ""
+        key = (result.status, code)
+        seconds = duration_us / 1e6
+        bucket = bisect.bisect_left(DURATION_BUCKETS, seconds)
+        with self._lock:
+            self._executions += 1
+            self._duration_us += duration_us
+            if code:
+                self._errors += 1
+            if cache_hit is True:
+                self.cache_hits += 1
+            elif cache_hit is False:
+                self.cache_misses += 1
+            self._outcomes[key] = self._outcomes.get(key, 0) + 1
+            self._buckets[bucket] += 1
+            self._seconds += seconds
+            if result.events or result.logs or result.view_commands or result.suspension:
+                _count_calls(result, self._calls)
+
+    def totals(self) -> Totals:
+        with self._lock:
+            return Totals(self._executions, self._errors, self._duration_us, self.cache_hits, self.cache_misses)
+
+    def take_pending(self) -> tuple[dict[tuple[str, str], int], list[int], float, list[int]]:
+        """The buffered (outcomes, duration buckets, seconds, host calls), reset to zero."""
+        with self._lock:
+            pending = (self._outcomes, self._buckets, self._seconds, self._calls)
+            self._outcomes, self._buckets = {}, [0] * (len(DURATION_BUCKETS) + 1)
+            self._seconds, self._calls = 0.0, [0] * len(HOST_FUNCTIONS)
+        return pending
+
+
+def _count_calls(result: ExecutionResult, counts: list[int]) -> None:
+    """Per-function sandbox API calls, as far as the result shows them."""
+    counts[0] += len(result.events)
+    counts[1] += len(result.logs)
+    if result.suspension:
+        counts[2] += 1
+    for command in result.view_commands:
+        counts[_VIEW_SLOT[command["type"]]] += 1

@@ -16,12 +16,11 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from nexus.logging import request_id_var
-from runtime import metrics
 from workspaces import access
 from workspaces.access import AccessDenied, Principal
 from workspaces.frame_rate import FrameRate
 from workspaces.models import Panel, Workspace
-from workspaces.services import json_input, presence
+from workspaces.services import json_input, presence, telemetry
 from workspaces.services import panels as panel_service
 from workspaces.services.panels import ServiceError
 from workspaces.services.publish import panel_group_name, workspace_group_name
@@ -437,7 +436,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(content, separators=(",", ":")))
 
     async def send_error(self, code: str, message: str, request_id: Any = None) -> None:
-        metrics.ERRORS_TOTAL.labels(code).inc()
+        telemetry.count_error(code)
         frame: dict[str, Any] = {"type": "ERROR", "code": code, "message": message}
         if request_id is not None:
             frame["requestId"] = request_id
@@ -466,5 +465,5 @@ class PanelConsumer(AsyncWebsocketConsumer):
 
 
 def _connections_gauge(delta: int) -> None:
-    metrics.WS_CONNECTIONS.inc(delta)
+    telemetry.count_connections(delta)
 

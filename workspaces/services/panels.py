@@ -18,7 +18,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -337,9 +337,10 @@ def _apply(
     mutations: list[dict[str, Any]] | None = None,
 ) -> Commit:
     """Check, store and publish one batch; must run inside a transaction. Raises _SegmentFailed."""
-    mutations = list(result.state_mutations if result is not None else mutations or [])
-    events = list(result.events) if result is not None else []
-    view_commands = list(result.view_commands) if result is not None else []
+    # The runtime's typed shapes become the plain dicts the panel's commit carries.
+    mutations = [dict(m) for m in (result.state_mutations if result is not None else mutations or [])]
+    events = [dict(e) for e in result.events] if result is not None else []
+    view_commands = [dict(c) for c in result.view_commands] if result is not None else []
     for mutation in mutations:
         _check_mutation(definition, capabilities, mutation)
     for event in events:
@@ -417,7 +418,7 @@ def _optimistic_segment(run: HandlerRun, step: Step) -> SegmentOutcome | None:
     state, version = _read(run.panel_pk, lock=False)
     result = step(state)
     if result.status == "error":
-        return result, _unchanged(state, version), result.error
+        return result, _unchanged(state, version), _error_of(result)
     try:
         with transaction.atomic():
             return _commit_segment(run, state, version, result)
@@ -431,7 +432,7 @@ def _locked_segment(run: HandlerRun, step: Step) -> SegmentOutcome:
         state, version = _read(run.panel_pk, lock=True)
         result = step(state)
         if result.status == "error":
-            return result, _unchanged(state, version), result.error
+            return result, _unchanged(state, version), _error_of(result)
         return _commit_segment(run, state, version, result)
 
 
@@ -443,6 +444,10 @@ def _commit_segment(run: HandlerRun, state: dict[str, Any], version: int, result
     except _SegmentFailed as failed:
         return result, _unchanged(state, version), failed.error
     return result, commit, None
+
+
+def _error_of(result: ExecutionResult) -> dict[str, Any] | None:
+    return None if result.error is None else dict(result.error)
 
 
 def _unchanged(state: dict[str, Any], version: int) -> Commit:
@@ -541,7 +546,7 @@ async def execute(run: HandlerRun, on_progress: ProgressCallback | None = None) 
 
 
 def _progress(result: ExecutionResult, commit: Commit | None) -> dict[str, Any]:
-    suspension = result.suspension or {}
+    suspension: Mapping[str, Any] = result.suspension or {}
     return {
         "status": "executing",
         "message": f"Waiting for {suspension.get('extension')}.{suspension.get('method')}",

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
 from runtime import ExecutionContext, Runtime, RuntimeConfig
+from runtime.engine import GuestModule, guest_module, prepare_cache_dir
 
 _runtime: Runtime | None = None
 _lock = threading.Lock()
@@ -48,7 +51,32 @@ def close_runtime() -> None:
 
 
 def check_syntax(code: str) -> dict[str, Any] | None:
-    return get_runtime().check_syntax(code)
+    """Compile one handler without running it (``Runtime.check_syntax``); None when it compiles."""
+    error = get_runtime().check_syntax(code)
+    return None if error is None else dict(error)
+
+
+def load_guest_module() -> GuestModule:
+    """The compiled QuickJS module, from the module cache or compiled (and cached) now."""
+    config = settings.NEXUS
+    return guest_module(config.module_cache_dir, config.MAX_CACHE_SIZE_MB)
+
+
+def module_cache_is_private(directory: Path) -> bool:
+    """Whether the runtime will use ``directory`` for its module cache (created 0700 when missing)."""
+    return prepare_cache_dir(directory)
+
+
+def runtime_benchmarks() -> dict[str, Callable[[bool], dict[str, Any]]]:
+    """The runtime's cases of ``nexus_bench``, by name."""
+    from runtime import bench
+
+    return {
+        "runtime.execute": bench.bench_execute,
+        "runtime.parallel": bench.bench_parallel,
+        "runtime.cold_start": bench.bench_cold_start,
+        "runtime.instance_memory": bench.bench_instance_memory,
+    }
 
 
 def self_test() -> None:

@@ -11,14 +11,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 def _cases() -> dict[str, Callable[[bool], dict[str, Any]]]:
-    from runtime import bench as runtime_bench
     from workspaces.benchmarks import live, mcp_call
+    from workspaces.services.sandbox import runtime_benchmarks
 
     return {
-        "runtime.execute": runtime_bench.bench_execute,
-        "runtime.parallel": runtime_bench.bench_parallel,
-        "runtime.cold_start": runtime_bench.bench_cold_start,
-        "runtime.instance_memory": runtime_bench.bench_instance_memory,
+        **runtime_benchmarks(),
         "ws.trigger": live.ws_trigger,
         "ws.throughput": live.ws_throughput,
         "ws.fanout": live.ws_fanout,

@@ -68,10 +68,10 @@ def check_production_settings() -> str:
 
 def check_cache_dir() -> str:
     # The runtime's own test: a directory it creates (0700), owned by this user, writable by nobody else.
-    from runtime.engine import _prepare_cache_dir
+    from workspaces.services.sandbox import module_cache_is_private
 
     directory = Path(settings.NEXUS.module_cache_dir)
-    if not _prepare_cache_dir(directory):
+    if not module_cache_is_private(directory):
         raise RuntimeError(
             f"{directory} is not a private directory of this user: the module cache would be disabled "
             "(CACHE_DIR must be writable, or hold a subdirectory of this user's with mode 0700)"

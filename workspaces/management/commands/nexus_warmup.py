@@ -17,11 +17,11 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from runtime.engine import guest_module
+        from workspaces.services.sandbox import load_guest_module
 
         config = settings.NEXUS
         started = time.perf_counter()
-        module = guest_module(config.module_cache_dir, config.MAX_CACHE_SIZE_MB)
+        module = load_guest_module()
         elapsed_ms = (time.perf_counter() - started) * 1000
         how = "loaded from cache" if module.source == "disk" else "compiled"
         where = module.cache_path or f"{config.module_cache_dir} (not usable: nothing cached)"
