@@ -121,11 +121,19 @@ def _recheck(answer: list[Any], read: GuestAnswer, ctx: ExecutionContext, max_ca
     return problem
 
 
-def _convert_mutations(raw: Any, caps: Checks, read: GuestAnswer) -> ErrorInfo | None:
+def _too_many(raw: Any, limit: int, what: str) -> ErrorInfo | None:
+    """A list of at most ``limit`` entries passes."""
     if type(raw) is not list:
         return error_dict(INTERNAL_ERROR, _MALFORMED)
-    if len(raw) > MAX_STATE_MUTATIONS:
-        return error_dict(RESOURCE_LIMIT, f"more than {MAX_STATE_MUTATIONS} state mutations")
+    if len(raw) > limit:
+        return error_dict(RESOURCE_LIMIT, f"more than {limit} {what}")
+    return None
+
+
+def _convert_mutations(raw: Any, caps: Checks, read: GuestAnswer) -> ErrorInfo | None:
+    problem = _too_many(raw, MAX_STATE_MUTATIONS, "state mutations")
+    if problem is not None:
+        return problem
     mutations: list[Mutation] = []
     can_write = caps.can_write
     for entry in raw:
@@ -143,10 +151,9 @@ def _convert_mutations(raw: Any, caps: Checks, read: GuestAnswer) -> ErrorInfo |
 
 
 def _convert_events(raw: Any, caps: Checks, read: GuestAnswer) -> ErrorInfo | None:
-    if type(raw) is not list:
-        return error_dict(INTERNAL_ERROR, _MALFORMED)
-    if len(raw) > MAX_EVENTS:
-        return error_dict(RESOURCE_LIMIT, f"more than {MAX_EVENTS} events")
+    problem = _too_many(raw, MAX_EVENTS, "events")
+    if problem is not None:
+        return problem
     events: list[Event] = []
     for entry in raw:
         if type(entry) is not list or len(entry) != 2 or not isinstance(entry[0], str):
