@@ -58,7 +58,10 @@ SERVER_FAULTS = {"INTERNAL_ERROR", "UNAVAILABLE"}
 @pytest.fixture(scope="module")
 def live(module_database: tuple[Path, Database]) -> Iterator[Live]:
     tmp, database = module_database
-    nexus = start_nexus(tmp, database.url, BODY_LIMIT="64kb", HEARTBEAT_SECONDS=str(HEARTBEAT_S))
+    # The per-socket frame rate is lifted here: these attacks test how frames are handled, and
+    # the floods must reach the consumer (tests/integration/test_request_limits.py covers the rate).
+    nexus = start_nexus(tmp, database.url, BODY_LIMIT="64kb", HEARTBEAT_SECONDS=str(HEARTBEAT_S),
+                        WS_MAX_MESSAGES_PER_SECOND="100000", WS_MESSAGE_BURST="1000000")
     try:
         nexus.create("target", example("counter"))
         nexus.create("todo", example("todo"))
