@@ -167,6 +167,10 @@ class NexusConfig:
     WS_MAX_MESSAGES_PER_SECOND: int = _setting(50, _int(1, 100_000), "frames a socket may send per second, sustained")
     WS_MESSAGE_BURST: int = _setting(200, _int(1, 1_000_000), "frames a socket may send at once above that rate")
     AUDIT_RETENTION_DAYS: int = _setting(90, _int(1, 36500), "nexus_gc keeps audit records this long")
+    SCHEDULE_MIN_INTERVAL: int = _setting(
+        10, _parse_duration, "shortest interval a panel's <Schedule> may fire at (seconds, or 30s, 1m)"
+    )
+    SCHEDULER_ENABLED: bool = _setting(True, _parse_bool, "run the scheduler loop inside nexus_serve")
     NEXUS_BENCH_ECHO: bool = _setting(False, _parse_bool, "serve the benchmark echo socket (benchmarks only)")
     NEXUS_EXTENSIONS: tuple[str, ...] = _setting(
         ("runtime.extensions.http.HttpExtension",), _parse_list, "extension classes (dotted paths)"

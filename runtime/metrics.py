@@ -4,7 +4,8 @@ The runtime feeds the handler, instance, cache, memory, host-call and error metr
 counts in plain Python (``runtime.telemetry``) and the collector below applies the counts
 each time the registry is read, so executions never wait on Prometheus and a process that
 never imports this module never loads prometheus_client. The web layer updates
-``PANELS_ACTIVE`` and ``WS_CONNECTIONS``, the extension registry ``EXT_CALLS_TOTAL``.
+``PANELS_ACTIVE`` and ``WS_CONNECTIONS``, the extension registry ``EXT_CALLS_TOTAL``, the
+scheduler ``SCHEDULE_RUNS_TOTAL`` and ``SCHEDULE_LAG_SECONDS``.
 No label carries a panel id or any other unbounded value.
 
 Importing this module twice, or after another module registered one of these names,
@@ -123,6 +124,21 @@ EXT_CALLS_TOTAL = _registered(
     ("extension", "method", "status"),
 )
 
+SCHEDULE_RUNS_TOTAL = _registered(
+    Counter,
+    "nexus_schedule_runs_total",
+    "Scheduled ticks by outcome: success, error, or skipped (previous run still going, or missed while away).",
+    ("status",),
+)
+SCHEDULE_LAG_SECONDS = _registered(
+    Histogram,
+    "nexus_schedule_lag_seconds",
+    "How late scheduled runs start: start time minus due time.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+for _status in ("success", "error", "skipped"):
+    SCHEDULE_RUNS_TOTAL.labels(_status)
+
 
 def add_durations(bucket_counts: list[int], total_seconds: float, observe: Callable[[float], None]) -> None:
     """Add pre-bucketed observations to HANDLER_DURATION_SECONDS.
@@ -158,6 +174,8 @@ __all__ = [
     "RUNTIME_INSTANCES",
     "RUNTIME_MEMORY_PEAK_BYTES",
     "RUNTIME_WAITING_EXECUTIONS",
+    "SCHEDULE_LAG_SECONDS",
+    "SCHEDULE_RUNS_TOTAL",
     "WASM_CACHE_HIT_RATE",
     "WS_CONNECTIONS",
     "add_durations",

@@ -24,9 +24,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from workspaces.models import AuditRecord, Membership, Panel, PanelRun, Role, Workspace
+from workspaces.models import AuditRecord, Membership, Panel, PanelRun, Role, Schedule, Workspace
 from workspaces.services import activity as activity_service
 from workspaces.services import panels as panel_service
+from workspaces.services import schedules as schedule_service
 from workspaces.services import workspaces as workspace_service
 from workspaces.services.connections import release_connection
 from workspaces.services.panels import ServiceError
@@ -425,3 +426,45 @@ class PanelRunAdmin(ReadOnlyAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[PanelRun]:
         activity_service.flush()  # runs are stored in the background; show every finished one
         return super().get_queryset(request)
+
+
+# ---------------------------------------------------------------- schedules
+
+
+SCHEDULE_FIELDS = ("panel", "name", "tool", "expression", "timezone", "args", "missed", "paused", "next_run_at",
+                   "running_until", "last_run_at", "last_status", "last_error", "runs", "failures", "skipped")
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    """Schedules follow their panel's NXML; here they are only paused and resumed (through the service)."""
+
+    list_display = ["panel", "name", "tool", "expression", "paused", "next_run_at", "last_run_at", "last_status",
+                    "runs", "failures", "skipped"]
+    list_filter = ["paused", "last_status", "panel__workspace"]
+    search_fields = ["panel__panel_id", "name", "tool"]
+    list_select_related = ["panel__workspace"]
+    fields = SCHEDULE_FIELDS
+    readonly_fields = SCHEDULE_FIELDS
+    actions = ["pause", "resume"]
+
+    @admin.action(description="Pause selected schedules")
+    def pause(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        for schedule in queryset:
+            schedule_service.pause(schedule)
+        self.message_user(request, f"Paused {len(queryset)} schedule(s).", messages.SUCCESS)
+
+    @admin.action(description="Resume selected schedules")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        for schedule in queryset:
+            schedule_service.resume(schedule)
+        self.message_user(request, f"Resumed {len(queryset)} schedule(s).", messages.SUCCESS)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Schedule | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Schedule | None = None) -> bool:
+        return False

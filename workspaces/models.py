@@ -142,3 +142,50 @@ class PanelRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.handler}: {self.status}"
+
+
+class MissedPolicy(models.TextChoices):
+    ONCE = "once", "Run one catch-up"
+    SKIP = "skip", "Skip"
+
+
+class Schedule(models.Model):
+    """A panel's <Schedule>: when its tool runs next, and how its last run went.
+
+    Rows follow the panel's source (workspaces.services.schedules.sync); the scheduler loop
+    claims due rows with SELECT … FOR UPDATE SKIP LOCKED, so each tick runs on one process.
+    """
+
+    panel = models.ForeignKey(Panel, on_delete=models.CASCADE, related_name="schedules")
+    name = models.CharField(max_length=128)
+    tool = models.CharField(max_length=128)
+    every = models.CharField(max_length=32, blank=True, help_text="Interval as written (5m); empty for cron.")
+    every_seconds = models.PositiveIntegerField(null=True, blank=True)
+    cron = models.CharField(max_length=128, blank=True, help_text="Five-field cron expression.")
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA zone the cron expression is read in.")
+    args = models.JSONField(default=dict, blank=True)
+    missed = models.CharField(max_length=8, choices=MissedPolicy.choices, default=MissedPolicy.ONCE)
+    declaration = models.CharField(max_length=64, editable=False,
+                                   help_text="Digest of the <Schedule> as written; a change resets the schedule.")
+    paused = models.BooleanField(default=False)
+    next_run_at = models.DateTimeField()
+    running_until = models.DateTimeField(null=True, blank=True,
+                                         help_text="Lease of a run in progress; ticks before it are skipped.")
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.CharField(max_length=16, blank=True)
+    last_error = models.JSONField(null=True, blank=True)
+    runs = models.PositiveBigIntegerField(default=0)
+    failures = models.PositiveBigIntegerField(default=0)
+    skipped = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["panel", "name"], name="unique_schedule_name")]
+        indexes = [models.Index(fields=["paused", "next_run_at"], name="schedule_due")]
+        ordering = ["panel", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.panel_id}:{self.name}"
+
+    @property
+    def expression(self) -> str:
+        return f"every {self.every}" if self.every_seconds is not None else self.cron

@@ -29,6 +29,10 @@ EXPECTED_OPERATIONS = {
     ("/api/v1/workspaces/{slug}/panels/{panel_id}/", "delete"): {"204", "401", "403", "404"},
     ("/api/v1/workspaces/{slug}/panels/{panel_id}/state/", "get"): {"200", "401", "403", "404"},
     ("/api/v1/workspaces/{slug}/panels/{panel_id}/activity/", "get"): {"200", "401", "403", "404"},
+    ("/api/v1/workspaces/{slug}/panels/{panel_id}/schedules/{name}/pause/", "post"): {"200", "401", "403", "404"},
+    ("/api/v1/workspaces/{slug}/panels/{panel_id}/schedules/{name}/resume/", "post"): {"200", "401", "403", "404"},
+    ("/api/v1/workspaces/{slug}/panels/{panel_id}/schedules/{name}/run/", "post"): {
+        "200", "400", "401", "403", "404", "409", "503"},
     ("/api/v1/workspaces/{slug}/panels/{panel_id}/start/", "post"): {"200", "401", "403", "404", "503"},
     ("/api/v1/workspaces/{slug}/panels/{panel_id}/stop/", "post"): {"200", "401", "403", "404", "503"},
     ("/api/v1/workspaces/{slug}/panels/{panel_id}/tools/{tool}/", "post"): {

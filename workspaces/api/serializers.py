@@ -12,7 +12,7 @@ from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.serializers import TokenObtainSerializer, TokenRefreshSerializer
 
 from workspaces.access import ALL_PERMISSIONS
-from workspaces.models import PANEL_ID_PATTERN, Membership, Panel, Role, Workspace
+from workspaces.models import PANEL_ID_PATTERN, Membership, Panel, Role, Schedule, Workspace
 from workspaces.services import presence
 from workspaces.services.tokens import TokenRequestError, mint_pair
 
@@ -237,15 +237,33 @@ class ToolSerializer(serializers.Serializer):
     argsSchema = serializers.JSONField(help_text="JSON Schema of the tool's args object.")
 
 
+class ScheduleSerializer(serializers.ModelSerializer):
+    expression = serializers.CharField(read_only=True, help_text="'every 5m', or the cron expression.")
+    paused = serializers.BooleanField(read_only=True, help_text="Paused schedules run only when asked to (run/).")
+    nextRunAt = serializers.DateTimeField(source="next_run_at", read_only=True)
+    lastRunAt = serializers.DateTimeField(source="last_run_at", read_only=True, allow_null=True)
+    lastStatus = serializers.CharField(source="last_status", read_only=True,
+                                       help_text="success or error; empty before the first run.")
+    lastError = serializers.JSONField(source="last_error", read_only=True, allow_null=True,
+                                      help_text="{code, message} of the last run when it failed.")
+
+    class Meta:
+        model = Schedule
+        fields = ["name", "tool", "expression", "timezone", "args", "missed", "paused", "nextRunAt",
+                  "lastRunAt", "lastStatus", "lastError", "runs", "failures", "skipped"]
+        read_only_fields = fields
+
+
 class PanelDetailSerializer(PanelSummarySerializer):
     state = serializers.JSONField(read_only=True)
+    schedules = ScheduleSerializer(many=True, read_only=True, help_text="The panel's <Schedule>s.")
     tools = serializers.SerializerMethodField()
     view = serializers.SerializerMethodField(help_text="The component tree the browser renders.")
     error = serializers.JSONField(source="last_error", read_only=True,
                                   help_text="The last lifecycle failure, null when none.")
 
     class Meta(PanelSummarySerializer.Meta):
-        fields = [*PanelSummarySerializer.Meta.fields, "state", "tools", "view", "error"]
+        fields = [*PanelSummarySerializer.Meta.fields, "state", "tools", "view", "error", "schedules"]
 
     def _definition(self, panel: Panel) -> Any:
         from workspaces.services.panels import definition_of

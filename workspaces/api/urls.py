@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from workspaces.api import views
 from workspaces.api.activity import PanelActivityViewSet
+from workspaces.api.schedules import action as schedule_action
 
 app_name = "api"
 
@@ -38,4 +39,10 @@ urlpatterns = [
     path("workspaces/<slug:slug>/panels/<str:panel_id>/start/", start, name="panel-start"),
     path("workspaces/<slug:slug>/panels/<str:panel_id>/stop/", stop, name="panel-stop"),
     path("workspaces/<slug:slug>/panels/<str:panel_id>/activity/", panel_activity, name="panel-activity"),
+    path("workspaces/<slug:slug>/panels/<str:panel_id>/schedules/<str:name>/pause/", schedule_action("pause"),
+         name="panel-schedule-pause"),
+    path("workspaces/<slug:slug>/panels/<str:panel_id>/schedules/<str:name>/resume/", schedule_action("resume"),
+         name="panel-schedule-resume"),
+    path("workspaces/<slug:slug>/panels/<str:panel_id>/schedules/<str:name>/run/", schedule_action("run"),
+         name="panel-schedule-run"),
 ]

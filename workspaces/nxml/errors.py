@@ -39,6 +39,13 @@ HANDLER_TOO_EXPENSIVE = "HANDLER_TOO_EXPENSIVE"  # the handlers' syntax checks t
 INVALID_CAPABILITY = "INVALID_CAPABILITY"
 UNKNOWN_EXTENSION = "UNKNOWN_EXTENSION"  # an ext: capability naming no <Extension> alias
 
+# Schedules.
+UNKNOWN_TOOL = "UNKNOWN_TOOL"  # a <Schedule> tool naming no tool
+INVALID_ARGS = "INVALID_ARGS"  # a <Schedule>'s args: not a JSON object, or not what the tool's <Arg>s take
+INVALID_SCHEDULE = "INVALID_SCHEDULE"  # an every or cron value that does not parse, or neither or both given
+INTERVAL_TOO_SHORT = "INTERVAL_TOO_SHORT"  # a schedule firing more often than SCHEDULE_MIN_INTERVAL
+UNKNOWN_TIMEZONE = "UNKNOWN_TIMEZONE"  # a timezone that is not an IANA zone name
+
 # View.
 UNKNOWN_TRIGGER = "UNKNOWN_TRIGGER"  # trigger naming no tool
 UNKNOWN_BIND = "UNKNOWN_BIND"  # bind naming no state key (or not of the $state.key form)

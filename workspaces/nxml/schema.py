@@ -150,7 +150,12 @@ STRUCTURE: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str]]] = {
         frozenset(),
     ),
     "Computed": (frozenset({"name", "value", "description"}), frozenset({"name", "value"}), frozenset()),
-    "Logic": (frozenset(), frozenset(), frozenset({"Extension", "Event", "Tool", "Lifecycle"})),
+    "Logic": (frozenset(), frozenset(), frozenset({"Extension", "Event", "Tool", "Lifecycle", "Schedule"})),
+    "Schedule": (
+        frozenset({"name", "tool", "every", "cron", "timezone", "args", "enabled", "missed"}),
+        frozenset({"tool"}),
+        frozenset(),
+    ),
     "Event": (frozenset({"name", "broadcast", "description"}), frozenset({"name"}), frozenset()),
     "Extension": (frozenset({"name", "alias"}), frozenset({"name"}), frozenset()),
     "Tool": (

@@ -159,6 +159,25 @@ class EventDef:
 
 
 @dataclass(slots=True)
+class ScheduleDef:
+    """A tool run on its own: every ``interval`` seconds, or on a five-field ``cron`` expression."""
+
+    name: str
+    tool: str
+    every: str = ""  # as written, e.g. "5m"; empty for a cron schedule
+    interval: int | None = None  # seconds of ``every``
+    cron: str = ""
+    timezone: str = "UTC"
+    args: dict[str, Any] = field(default_factory=dict)
+    enabled: bool = True
+    missed: str = "once"  # after an outage: "once" runs one catch-up, "skip" none
+
+    @property
+    def expression(self) -> str:
+        return f"every {self.every}" if self.interval is not None else self.cron
+
+
+@dataclass(slots=True)
 class ViewNode:
     """One component: props keep the raw attribute strings (the browser evaluates ``{…}``)."""
 
@@ -215,6 +234,7 @@ class PanelDefinition:
     extensions: list[ExtensionDef] = field(default_factory=list)
     view: list[ViewNode] = field(default_factory=list)
     events: list[EventDef] = field(default_factory=list)
+    schedules: list[ScheduleDef] = field(default_factory=list)
 
     # -- lookups
     def tool(self, name: str) -> ToolDef | None:
@@ -297,6 +317,7 @@ class PanelDefinition:
             "extensions": [_plain(extension) for extension in self.extensions],
             "view": [node.to_dict() for node in self.view],
             "events": [_plain(event) for event in self.events],
+            "schedules": [_plain(schedule) for schedule in self.schedules],
         }
 
     @classmethod
@@ -312,6 +333,7 @@ class PanelDefinition:
             extensions=[ExtensionDef(**extension) for extension in data.get("extensions", [])],
             view=[ViewNode.from_dict(node) for node in data.get("view", [])],
             events=[EventDef(**event) for event in data.get("events", [])],
+            schedules=[ScheduleDef(**schedule) for schedule in data.get("schedules", [])],
         )
 
 

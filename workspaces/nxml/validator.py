@@ -23,6 +23,7 @@ from .bindings import (
 )
 from .errors import NXMLError
 from .javascript import CheckTooExpensive, SyntaxChecker, find_syntax_error
+from .schedules import DEFAULT_MIN_INTERVAL_S, ScheduleBuilder
 from .schema import (
     COMPONENT_ID,
     COMPONENTS,
@@ -95,10 +96,12 @@ def _refuse_constant(name: str) -> Any:
 
 
 class Validator:
-    def __init__(self, root: RawElement, source: SourceMap, checker: SyntaxChecker | None) -> None:
+    def __init__(self, root: RawElement, source: SourceMap, checker: SyntaxChecker | None,
+                 min_schedule_interval_s: float = DEFAULT_MIN_INTERVAL_S) -> None:
         self.root = root
         self.source = source
         self.checker = checker
+        self.min_schedule_interval_s = min_schedule_interval_s
         self.errors: list[NXMLError] = []
         self.state_types: dict[str, str] = {}
         self.computed_names: set[str] = set()
@@ -351,6 +354,8 @@ class Validator:
         for element in children:
             if element.tag == "Event":
                 self.build_event(element, events, definition)
+        scheduled = [element for element in children if element.tag == "Schedule"]
+        definition.schedules = ScheduleBuilder(self, definition, self.min_schedule_interval_s).build(scheduled)
 
     def build_event(self, element: RawElement, seen: dict[str, Any], definition: PanelDefinition) -> None:
         self.check_element(element)

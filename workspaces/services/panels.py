@@ -35,7 +35,7 @@ from runtime.errors import RuntimeBusyError
 from runtime.execution import capability_set
 from workspaces.models import AuditOutcome, AuditRecord, Panel, PanelStatus, RunKind, Workspace
 from workspaces.nxml import NXMLValidationError, PanelDefinition, parse_nxml
-from workspaces.services import activity, catalog, panel_rows
+from workspaces.services import activity, catalog, panel_rows, schedules
 from workspaces.services import extensions as extension_service
 from workspaces.services.publish import commit_message, publish
 from workspaces.services.sandbox import check_syntax, get_runtime
@@ -199,7 +199,8 @@ def hot_panels() -> Any:
 
 def parse_source(source: str) -> PanelDefinition:
     try:
-        return parse_nxml(source, syntax_checker=check_syntax)
+        return parse_nxml(source, syntax_checker=check_syntax,
+                          min_schedule_interval_s=settings.NEXUS.SCHEDULE_MIN_INTERVAL)
     except NXMLValidationError as exc:
         raise ServiceError(
             "INVALID_NXML",
@@ -678,12 +679,14 @@ def _store_new_panel(workspace: Workspace, source: str, definition: PanelDefinit
             if Panel.objects.filter(workspace=locked).count() >= locked.panel_limit:
                 raise ServiceError("MAX_PANELS", f"Workspace '{locked.slug}' already has {locked.panel_limit} panels",
                                    {"maxPanels": locked.panel_limit})
-            return Panel.objects.create(
+            panel = Panel.objects.create(
                 workspace=locked, panel_id=panel_id, source=source, definition=tree,
                 definition_hash=definition_digest(tree),
                 title=definition.title or panel_id, version=definition.version or "",
                 status=PanelStatus.INITIALIZING, state=initial, extension_config=extension_config,
             )
+            schedules.sync(panel, definition)
+            return panel
     except IntegrityError:
         raise ServiceError("PANEL_EXISTS", f"Panel '{panel_id}' already exists") from None
 
@@ -857,6 +860,7 @@ def _store_source(panel: Panel, source: str, definition: PanelDefinition) -> Pan
         locked.state = state
         locked.state_version += 1
         locked.save()
+        schedules.sync(locked, definition)
         mutations = [{"key": k, "value": v, "operation": "set"} for k, v in state.items()]
         publish(locked.workspace.slug, locked.panel_id, commit_message(locked.state_version, mutations, [], []))
         announce_change(locked)

@@ -16,6 +16,7 @@ from nexus import lifecycle
 from nexus.body_limit import limit_request_bodies
 from workspaces.services import activity
 from workspaces.services.publish import start_server_publisher
+from workspaces.services.scheduler import start_scheduler
 
 logger = logging.getLogger("nexus.server")
 CLOSE_GOING_AWAY = 1001
@@ -60,6 +61,8 @@ def build_server(application: Any, endpoints: list[str], grace_s: float, **optio
                 loop = asyncio.get_event_loop()
                 lifecycle.mark_server_loop(loop)
                 start_server_publisher(loop)
+                if settings.NEXUS.SCHEDULER_ENABLED:
+                    start_scheduler(loop)
                 if announce is not None:
                     announce()
 
@@ -124,6 +127,7 @@ class Command(BaseCommand):
         "Serve HTTP and WebSockets with daphne on HOST:HTTP_PORT and HOST:WS_PORT, and /metrics on "
         "HOST:METRICS_PORT. It refuses to start when MAX_INSTANCES x MEMORY_LIMIT_MB cannot fit in the "
         "container's memory limit. "
+        "It runs the panels' schedules too (SCHEDULER_ENABLED). "
         "On SIGTERM or SIGINT it stops accepting connections, lets running handlers finish for up to "
         "SHUTDOWN_GRACE_SECONDS, closes WebSockets with code 1001 and exits 0."
     )
