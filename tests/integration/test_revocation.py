@@ -21,7 +21,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from tests.integration.conftest import Live, example, receive_until, start_live
-from tests.support.servers import manage, redis_server, scratch_database
+from tests.support.servers import manage, provision, redis_server, scratch_database
 
 CLOSE_WAIT_S = 10  # a bound for the test only; the server closes well within a second
 GOODBYE = example("counter").replace(
@@ -304,3 +304,14 @@ async def test_nexus_gc_unmounts_and_closes_the_servers_sockets_with_4404(pair: 
     assert_unmounted_then_closed(*await closed_with(socket))
     assert pair.api("GET", "/api/v1/workspaces/acme/panels/counter/").status_code == 200
 
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+async def test_deleting_a_user_closes_their_sockets_with_4403(pair: Live) -> None:
+    pair.tokens["zed"] = await asyncio.to_thread(provision, pair.env, "zed", "acme", role="viewer", migrate=False)
+    socket = await pair.connect("counter", "zed")
+    script = "from django.contrib.auth import get_user_model; get_user_model().objects.filter(username='zed').delete()"
+    await asyncio.to_thread(manage, "shell", "-c", script, env=pair.env)
+    code, _ = await closed_with(socket)
+    assert code == 4403

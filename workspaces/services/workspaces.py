@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models.signals import post_delete
 
 from workspaces.models import Membership, Panel, Role, Workspace
 from workspaces.services import panels as panel_service
@@ -35,6 +36,16 @@ DELETE_ROUNDS = 5
 
 def _announce_after_commit(workspace_pk: int, user_pk: int | None) -> None:
     transaction.on_commit(lambda: announce_access_change(workspace_pk, user_pk))
+
+
+def membership_deleted(sender: type[Membership], instance: Membership, **kwargs: Any) -> None:
+    """Memberships that go with their user (a user deleted in the admin) end that user's sockets too."""
+    _announce_after_commit(instance.workspace_id, instance.user_id)
+
+
+def connect_signals() -> None:
+    """Called once from the app's ``ready``."""
+    post_delete.connect(membership_deleted, sender=Membership, dispatch_uid="nexus-membership-deleted")
 
 
 def _locked(workspace: Workspace) -> Workspace:
@@ -159,5 +170,4 @@ def remove_member(workspace: Workspace, user: Any) -> None:
         locked = _locked(workspace)
         membership = _membership(locked, user)
         _keep_an_owner(membership)
-        membership.delete()
-        _announce_after_commit(locked.pk, membership.user_id)
+        membership.delete()  # membership_deleted tells the member's sockets
