@@ -153,6 +153,9 @@ class NexusConfig:
         "/sys/fs/cgroup/memory.max", _text, "file with the container's memory limit (start-up check)"
     )
     DEBUG: bool = _setting(False, _parse_bool, "Django debug mode")
+    COOKIES_SECURE: bool = _setting(
+        True, _parse_bool, "with DEBUG off, session and CSRF cookies travel over HTTPS only (false: plain-HTTP rigs)"
+    )
     ALLOWED_HOSTS: tuple[str, ...] = _setting(("*",), _parse_list, "Django ALLOWED_HOSTS")
     NEXUS_ALLOW_INSECURE: bool = _setting(False, _parse_bool, "allow AUTH_ENABLED=false without DEBUG")
     SHUTDOWN_GRACE_SECONDS: int = _setting(25, _int(0, 3600), "how long running work may finish on SIGTERM")

@@ -52,6 +52,9 @@ ROUTES = [
     Route("panel-get", "get", f"{API}/ws/panels/counter/", 200, READ),
     Route("panel-state", "get", f"{API}/ws/panels/counter/state/", 200, READ),
     Route("panel-tool", "post", f"{API}/ws/panels/counter/tools/increment/", 200, EXECUTE, {"args": {"by": 2}}),
+    Route("panel-activity", "get", f"{API}/ws/panels/counter/activity/", 200, READ),
+    Route("panel-stop", "post", f"{API}/ws/panels/counter/stop/", 200, EXECUTE),
+    Route("panel-start", "post", f"{API}/ws/panels/counter/start/", 200, EXECUTE),
     Route("panel-delete", "delete", f"{API}/ws/panels/counter/", 204, DELETE),
     Route("kernel-list", "get", "/panels", 200, READ, kernel=True),
     Route("kernel-create", "post", "/panels", 201, CREATE, {"id": "fresh", "source": COUNTER}, kernel=True),
@@ -125,9 +128,11 @@ def test_matrix_covers_every_route_of_both_url_modules() -> None:
     names = {pattern.name for pattern in [*api_routes, *kernel_routes]}
     covered = {
         "workspaces", "workspace", "members", "member", "panels", "panel-validate", "panel", "panel-state",
-        "panel-tool", "panel-trigger", "panels-from-nxml",
+        "panel-tool", "panel-trigger", "panels-from-nxml", "panel-activity", "panel-start", "panel-stop",
     }
+    # Schedule actions need a panel that declares a schedule: tests/schedules/ checks each caller there.
+    scheduled = {"panel-schedule-pause", "panel-schedule-resume", "panel-schedule-run"}
     public = {"token", "token-refresh", "schema", "docs", "me"}  # test_auth / test_schema / test_routing
     slashed = {"panels-slash", "panel-slash", "panel-state-slash", "panel-trigger-slash",
                "panels-from-nxml-slash"}  # test_routing
-    assert names == covered | public | slashed
+    assert names == covered | public | slashed | scheduled

@@ -69,7 +69,7 @@ def test_level_filters() -> None:
 
 @pytest.mark.django_db
 def test_every_request_is_logged_with_its_id(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="nexus.request")
+    caplog.set_level(logging.DEBUG, logger="nexus.request")
     response = Client().get("/health/live", HTTP_X_REQUEST_ID="abc-42")
     assert response.status_code == 200
     assert response["X-Request-ID"] == "abc-42"
@@ -77,6 +77,11 @@ def test_every_request_is_logged_with_its_id(caplog: pytest.LogCaptureFixture) -
     assert (record.method, record.path, record.status) == ("GET", "/health/live", 200)  # type: ignore[attr-defined]
     assert record.duration_ms >= 0  # type: ignore[attr-defined]
     assert record.request_id == "abc-42"  # type: ignore[attr-defined]
+    assert record.levelno == logging.DEBUG  # probes are logged, but below INFO
+    caplog.clear()
+    Client().get("/api/v1/workspaces/", HTTP_X_REQUEST_ID="abc-43")
+    record = next(r for r in caplog.records if r.name == "nexus.request")
+    assert (record.path, record.levelno, record.request_id) == ("/api/v1/workspaces/", logging.INFO, "abc-43")  # type: ignore[attr-defined]
 
 
 @pytest.mark.django_db

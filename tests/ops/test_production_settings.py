@@ -73,7 +73,7 @@ def test_nexus_check_deploy_fails_on_debug_and_development_secrets() -> None:
 
 
 def test_django_deploy_check_finds_the_cookies_secure() -> None:
-    done = manage("check", "--deploy", env=base_env(DEBUG="false"), check=False)
+    done = manage("check", "--deploy", env=base_env(DEBUG="false", COOKIES_SECURE="true"), check=False)
     assert "W012" not in done.stdout + done.stderr and "W016" not in done.stdout + done.stderr
     assert settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE  # the tests run with DEBUG off
 

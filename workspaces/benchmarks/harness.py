@@ -38,6 +38,8 @@ def base_env(**overrides: str) -> dict[str, str]:
             "MIN_INSTANCES": "1",
             "HEARTBEAT_SECONDS": "20",
             "PYTHONUNBUFFERED": "1",
+            # The loopback servers speak plain HTTP, so a Secure cookie would never come back.
+            "COOKIES_SECURE": "false",
         }
     )
     env.update(overrides)
