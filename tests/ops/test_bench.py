@@ -11,6 +11,7 @@ from tests.support.servers import base_env, manage
 CASES = {
     "runtime.execute", "runtime.parallel", "runtime.cold_start", "runtime.instance_memory",
     "ws.trigger", "ws.throughput", "ws.fanout", "rest.trigger", "rest.create_panel", "mcp.call",
+    "schedule.lag",
 }
 
 

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 def _cases() -> dict[str, Callable[[bool], dict[str, Any]]]:
-    from workspaces.benchmarks import live, mcp_call
+    from workspaces.benchmarks import live, mcp_call, schedule_lag
     from workspaces.services.sandbox import runtime_benchmarks
 
     return {
@@ -22,6 +22,7 @@ def _cases() -> dict[str, Callable[[bool], dict[str, Any]]]:
         "rest.trigger": live.rest_trigger,
         "rest.create_panel": live.rest_create_panel,
         "mcp.call": mcp_call.mcp_call,
+        "schedule.lag": schedule_lag.schedule_lag,
     }
 
 
