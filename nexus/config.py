@@ -74,6 +74,11 @@ def _parse_duration(raw: str) -> int:
     return int(seconds)
 
 
+def _parse_duration_or_off(raw: str) -> int:
+    """A duration, or 0 for "no limit"."""
+    return 0 if raw.strip() == "0" else _parse_duration(raw)
+
+
 def _parse_rate(raw: str) -> str:
     """A DRF throttle rate such as 600/min: a count, a slash, and s, min, hour or day."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*", raw.lower())
@@ -169,6 +174,9 @@ class NexusConfig:
     )
     WS_MAX_MESSAGES_PER_SECOND: int = _setting(50, _int(1, 100_000), "frames a socket may send per second, sustained")
     WS_MESSAGE_BURST: int = _setting(200, _int(1, 1_000_000), "frames a socket may send at once above that rate")
+    WS_MAX_CONNECTION_AGE: int = _setting(
+        3600, _parse_duration_or_off, "a socket older than this (±10 %) is asked to reconnect (90s, 1h); 0: no cap"
+    )
     AUDIT_RETENTION_DAYS: int = _setting(90, _int(1, 36500), "nexus_gc keeps audit records this long")
     SCHEDULE_MIN_INTERVAL: int = _setting(
         10, _parse_duration, "shortest interval a panel's <Schedule> may fire at (seconds, or 30s, 1m)"

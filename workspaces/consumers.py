@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import logging
+import random
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from nexus import lifecycle
 from nexus.logging import request_id_var
 from workspaces import access
 from workspaces.access import AccessDenied, Principal
@@ -35,11 +37,14 @@ CLOSE_HEARTBEAT = 4408
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_POLICY_VIOLATION = 1008
+CLOSE_RECONNECT = 1012
+AGE_JITTER = 0.1
+RECONNECT_HINT_MS = (500, 2000)
 ACCESS_RECHECK_S = 10.0
 REORDER_WAIT_S = 0.5
 CLOSE_CODES = {401: CLOSE_UNAUTHENTICATED, 403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND}
 # Tasks that only watch the socket (no client request in them): cancelled when it closes.
-WATCHER_TASKS = ("_heartbeat", "_expire")
+WATCHER_TASKS = ("_heartbeat", "_expire", "_age_out", "_reconnect_after")
 
 
 class ProtocolError(Exception):
@@ -102,6 +107,11 @@ class PanelConsumer(AsyncWebsocketConsumer):
         self.last_seen = time.monotonic()
         self.groups_joined: list[str] = []
         self.revoked = False
+        self.leaving = False
+        self.loop = asyncio.get_running_loop()
+        if lifecycle.is_draining():
+            await self._send_away("draining")
+            return
         try:
             self.principal = await authenticate(self.scope)
             if self.principal is None:
@@ -133,7 +143,13 @@ class PanelConsumer(AsyncWebsocketConsumer):
                 "status": self.panel.status,
             }
         )
+        if not lifecycle.watch_socket(self):
+            await self._send_away("draining")
+            return
         self._spawn(self._heartbeat())
+        max_age = settings.NEXUS.WS_MAX_CONNECTION_AGE
+        if max_age:
+            self._spawn(self._age_out(max_age * random.uniform(1 - AGE_JITTER, 1 + AGE_JITTER)))
         expires_at = self.principal.claims.get("exp")
         if isinstance(expires_at, int | float):
             self._spawn(self._expire(float(expires_at)))
@@ -185,6 +201,8 @@ class PanelConsumer(AsyncWebsocketConsumer):
         return str(self.scope["url_route"]["kwargs"]["panel_id"])
 
     async def disconnect(self, code: int) -> None:
+        lifecycle.forget_socket(self)
+        self.leaving = True
         timer = getattr(self, "flush_timer", None)
         if timer is not None:
             timer.cancel()
@@ -413,6 +431,37 @@ class PanelConsumer(AsyncWebsocketConsumer):
 
     async def server_shutdown(self, message: dict[str, Any]) -> None:
         await self.close(CLOSE_GOING_AWAY)
+
+    # ------------------------------------------------------------ draining and socket age
+
+    def ask_to_reconnect(self, delay_s: float) -> None:
+        """The process is draining: close with a reconnect hint after delay_s (any thread)."""
+        self.loop.call_soon_threadsafe(lambda: self._spawn(self._reconnect_after(delay_s)))
+
+    async def _reconnect_after(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        await self._when_idle()
+        await self._send_away("draining")
+
+    async def _age_out(self, age_s: float) -> None:
+        """Old sockets reconnect, so that a scaled-out fleet shares the load again."""
+        await asyncio.sleep(age_s)
+        await self._when_idle()
+        await self._send_away("max-age")
+
+    async def _when_idle(self) -> None:
+        """Let the requests of this socket answer first; the server's grace bounds a drain."""
+        while running := [task for task in self.tasks if task.get_name() == "work" and not task.done()]:
+            await asyncio.wait(running)
+
+    async def _send_away(self, reason: str) -> None:
+        """A RECONNECT frame with a suggested delay, then close 1012; the client comes back later."""
+        if self.leaving:
+            return
+        self.leaving = True
+        delay_ms = random.randint(*RECONNECT_HINT_MS)
+        await self.send_json({"type": "RECONNECT", "reason": reason, "retryAfterMs": delay_ms})
+        await self.close(CLOSE_RECONNECT)
 
     # ------------------------------------------------------------ helpers
 

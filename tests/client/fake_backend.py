@@ -187,6 +187,8 @@ class FakeProtocolServer:
         self.fail_next: str | None = None
         self.error_frame_next: JSON | None = None
         self.close_code_on_connect: int | None = None
+        self.send_away_on_connect = 0  # this many next connections get RECONNECT + 1012, like a draining server
+        self.sent_away_at = 0.0
         self.received: list[JSON] = []
         self.connections_total = 0
         self.connection_times: list[float] = []
@@ -296,6 +298,20 @@ class FakeProtocolServer:
 
         self.call(close())
 
+    def send_away(self, retry_after_ms: int) -> None:
+        """What a draining server does: a RECONNECT hint, then close 1012, on every socket."""
+
+        async def away() -> None:
+            self.sent_away_at = time.monotonic()
+            await asyncio.gather(*(self._send_away(c, retry_after_ms) for c in list(self._clients)))
+
+        self.call(away())
+
+    @staticmethod
+    async def _send_away(ws: ServerConnection, retry_after_ms: int) -> None:
+        await ws.send(json.dumps({"type": "RECONNECT", "reason": "draining", "retryAfterMs": retry_after_ms}))
+        await ws.close(1012, "")
+
     def hold(self, name: str) -> None:
         async def make() -> None:
             self._gates[name] = asyncio.Event()
@@ -366,6 +382,10 @@ class FakeProtocolServer:
         self.connection_times.append(time.monotonic())
         if self.close_code_on_connect:
             await ws.close(self.close_code_on_connect, "refused by the test")
+            return
+        if self.send_away_on_connect:
+            self.send_away_on_connect -= 1
+            await self._send_away(ws, 100)
             return
         if self._connected_gate:
             await asyncio.wait_for(self._connected_gate.wait(), timeout=30)

@@ -515,6 +515,28 @@ def test_reconnect_backs_off_exponentially(panels: PanelPages, panel_server: Ser
     expect(page.locator(".nx-conn")).to_have_attribute("data-state", "live")
 
 
+def test_sent_away_client_backs_off_and_shows_the_current_state(panels: PanelPages,
+                                                                  panel_server: ServerFactory) -> None:
+    server = panel_server("counter")
+    page = panels.open("counter", server, options={"reconnectBaseMs": 200, "reconnectMaxMs": 5000})
+    button(page, "+1").click()
+    expect(metric(page, "count")).to_have_text("1")
+    server.change_silently({"count": 42, "double": 84})  # committed while the client was away
+    server.send_away_on_connect = 3  # the next tries land on servers that are draining too
+    server.send_away(1000)
+    indicator = page.locator(".nx-conn")
+    expect(indicator).to_have_attribute("data-state", "live", timeout=15_000)
+    expect(metric(page, "count")).to_have_text("42")
+    expect(page.get_by_role("alert")).to_have_count(0)  # being sent away is not an error
+    assert server.connections_total == 5
+    first_wait = server.connection_times[1] - server.sent_away_at
+    gaps = [later - earlier for earlier, later in pairwise(server.connection_times[1:])]
+    # The hint (1000 ms, of which half to all) sets the first wait; then 200 ms * 2**(n-1), jittered.
+    assert first_wait >= 0.45 and gaps[2] >= 0.8 and gaps[0] < gaps[2], (first_wait, gaps)
+    button(page, "+1").click()
+    expect(metric(page, "count")).to_have_text("43")
+
+
 def test_silent_server_is_detected_by_the_heartbeat(panels: PanelPages, panel_server: ServerFactory) -> None:
     server = panel_server("counter")
     page = panels.open("counter", server, options={"heartbeatMs": 250})

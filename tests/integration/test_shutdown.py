@@ -1,4 +1,4 @@
-"""SIGTERM: running handlers finish, sockets close with 1001, the process exits 0."""
+"""SIGTERM: running handlers finish, sockets are sent away (1012) after their answers, the process exits 0."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.integration.conftest import SLOW_PANEL, receive_until, start_live
 from tests.support.servers import manage, scratch_database
+from workspaces.consumers import CLOSE_RECONNECT
 
 pytestmark = pytest.mark.slow
 
 
-def test_sigterm_finishes_the_running_handler_then_closes_with_1001(tmp_path: Path) -> None:
+def test_sigterm_finishes_the_running_handler_then_sends_the_socket_away(tmp_path: Path) -> None:
     with scratch_database(tmp_path) as database:
         live = start_live(tmp_path, database.url, SHUTDOWN_GRACE_SECONDS="10")
         try:
@@ -36,7 +37,7 @@ def test_sigterm_finishes_the_running_handler_then_closes_with_1001(tmp_path: Pa
 
             result, code = asyncio.run(scenario())
             assert result["status"] == "success"
-            assert code == 1001
+            assert code == CLOSE_RECONNECT
             assert live.server.process.wait(30) == 0
             kept = manage("shell", "-c", "from workspaces.models import PanelRun; "
                           "print(list(PanelRun.objects.values_list('handler', 'status')))", env=live.env)

@@ -23,8 +23,9 @@ CLOSE_GOING_AWAY = 1001
 
 
 # Close codes a consumer may send although autobahn's public close accepts only 1000 and 3000-4999:
-# 1008 (policy violation) ends a socket that floods frames past its rate.
-PROTOCOL_CLOSE_CODES = frozenset({1008})
+# 1008 (policy violation) ends a socket that floods frames past its rate; 1012 (service restart)
+# asks a client to reconnect, to another pod, when this one drains or the socket is old.
+PROTOCOL_CLOSE_CODES = frozenset({1008, 1012})
 
 
 def _websocket_protocol() -> type:
@@ -49,7 +50,7 @@ def build_server(application: Any, endpoints: list[str], grace_s: float, **optio
     reactor: Any = twisted_reactor
 
     class DrainingServer(Server):  # type: ignore[misc]
-        """daphne's server, plus: stop listening, finish running work, close sockets with 1001."""
+        """daphne's server, plus: stop listening, send sockets away (1012), finish running work, close the rest."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             announce = kwargs.pop("ready_callable", None)
@@ -94,7 +95,7 @@ def build_server(application: Any, endpoints: list[str], grace_s: float, **optio
             if lifecycle.is_draining():
                 return
             logger.info("shutting down: draining for up to %.0f s", grace_s)
-            lifecycle.start_draining()
+            lifecycle.start_draining(lifecycle.drain_spread(grace_s))
             for port in getattr(self, "ports", []):
                 port.stopListening()
             self._wait_for_work(time.monotonic() + grace_s)
@@ -107,7 +108,8 @@ def build_server(application: Any, endpoints: list[str], grace_s: float, **optio
                 self.stop()
 
         def _close_when_idle(self, deadline: float) -> None:
-            if lifecycle.running_executions() and time.monotonic() < deadline:
+            busy = lifecycle.running_executions() or lifecycle.open_sockets()
+            if busy and time.monotonic() < deadline:
                 reactor.callLater(0.05, self._wait_for_work, deadline)
                 return
             closed = 0
@@ -128,8 +130,9 @@ class Command(BaseCommand):
         "HOST:METRICS_PORT. It refuses to start when MAX_INSTANCES x MEMORY_LIMIT_MB cannot fit in the "
         "container's memory limit. "
         "It runs the panels' schedules too (SCHEDULER_ENABLED). "
-        "On SIGTERM or SIGINT it stops accepting connections, lets running handlers finish for up to "
-        "SHUTDOWN_GRACE_SECONDS, closes WebSockets with code 1001 and exits 0."
+        "On SIGTERM or SIGINT it stops accepting connections, asks every WebSocket to reconnect elsewhere "
+        "(close 1012, spread over a few seconds, each after its running requests answered), lets running "
+        "handlers finish for up to SHUTDOWN_GRACE_SECONDS, closes what is left with code 1001 and exits 0."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

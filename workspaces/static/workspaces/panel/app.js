@@ -55,6 +55,7 @@ const FRAME_HANDLERS = {
     if (typeof message.status === 'string') this.lifecycle.show(message.status);
     this.setConnection('live');
   },
+  RECONNECT(message) { this.connection.suggestDelay(message.retryAfterMs); },
   PATCH(message) { this.state.patch(message); },
   RESULT(message) { this.requests.finish(message.requestId, message); },
   PROGRESS(message) { this.requests.progress(message.requestId, message); },

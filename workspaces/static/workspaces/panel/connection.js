@@ -15,6 +15,10 @@ export const FATAL_CLOSE_CODES = {
 // new socket, before it was live, is final, so a revoked member never loops.
 export const RECHECK_CLOSE_CODES = [4401, 4403];
 
+// The server sends a socket away to reconnect, to another server, when it drains or the socket is
+// old (a RECONNECT frame with retryAfterMs, then this code). Not a failure: no alert, usual backoff.
+export const CLOSE_RECONNECT = 1012;
+
 export function absoluteWsUrl(url) {
   if (/^wss?:\/\//i.test(url)) return url;
   const scheme = globalThis.location.protocol === 'https:' ? 'wss://' : 'ws://';
@@ -32,6 +36,7 @@ export class Connection {
     this.lastMessageAt = 0;
     this.destroyed = false;
     this.liveSinceOpen = false;
+    this.suggestedMs = 0;
   }
 
   get isOpen() {
@@ -50,6 +55,11 @@ export class Connection {
   confirmed() {
     this.attempt = 0;
     this.liveSinceOpen = true;
+  }
+
+  // The server's suggested wait before the next attempt (a RECONNECT frame): a floor for the backoff.
+  suggestDelay(ms) {
+    if (typeof ms === 'number' && ms >= 0) this.suggestedMs = Math.min(ms, this.options.reconnectMaxMs);
   }
 
   connect() {
@@ -106,14 +116,18 @@ export class Connection {
       return;
     }
     if (code === 1009) this.handlers.onProblem('A message was too large for the server.');
-    this.handlers.log('connection closed', code, reason || '');
+    if (code === CLOSE_RECONNECT) this.handlers.log('the server asked to reconnect', this.suggestedMs, 'ms');
+    else this.handlers.log('connection closed', code, reason || '');
     this.scheduleReconnect();
   }
 
   scheduleReconnect() {
     this.clearTimer('reconnect');
     this.attempt += 1;
-    const base = Math.min(this.options.reconnectMaxMs, this.options.reconnectBaseMs * Math.pow(2, this.attempt - 1));
+    const backoff = Math.min(this.options.reconnectMaxMs, this.options.reconnectBaseMs * Math.pow(2, this.attempt - 1));
+    const base = Math.max(backoff, this.suggestedMs);
+    this.suggestedMs = 0;
+    // Between half and all of the base, at random: clients sent away together come back apart.
     const delay = Math.round(base / 2 + Math.random() * base / 2);
     const offline = this.attempt > this.options.offlineAfterAttempts ||
       (globalThis.navigator && globalThis.navigator.onLine === false);
