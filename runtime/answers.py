@@ -28,35 +28,14 @@ _MEMO_LIMIT = 4096
 class Checks:
     """Answers of one CapabilitySet, remembered: the same keys come back execution after execution."""
 
-    __slots__ = ("_caps", "_emit", "_ext", "_view", "_write")
+    __slots__ = ("can_emit", "can_update_view", "can_use_ext", "can_write")
 
     def __init__(self, caps: CapabilitySet) -> None:
-        self._caps = caps
-        self._write: dict[str, bool] = {}
-        self._emit: dict[str, bool] = {}
-        self._view: dict[str, bool] = {}
-        self._ext: dict[str, bool] = {}
-
-    def can_write(self, key: str) -> bool:
-        return self._answer(self._write, key, self._caps.can_write)
-
-    def can_emit(self, name: str) -> bool:
-        return self._answer(self._emit, name, self._caps.can_emit)
-
-    def can_update_view(self, component_id: str) -> bool:
-        return self._answer(self._view, component_id, self._caps.can_update_view)
-
-    def can_use_ext(self, alias: str) -> bool:
-        return self._answer(self._ext, alias, self._caps.can_use_ext)
-
-    @staticmethod
-    def _answer(memo: dict[str, bool], name: str, check: Callable[[str], bool]) -> bool:
-        known = memo.get(name)
-        if known is None:
-            if len(memo) >= _MEMO_LIMIT:
-                memo.clear()
-            known = memo[name] = check(name)
-        return known
+        memo = functools.lru_cache(maxsize=_MEMO_LIMIT)
+        self.can_write: Callable[[str], bool] = memo(caps.can_write)
+        self.can_emit: Callable[[str], bool] = memo(caps.can_emit)
+        self.can_update_view: Callable[[str], bool] = memo(caps.can_update_view)
+        self.can_use_ext: Callable[[str], bool] = memo(caps.can_use_ext)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Required, TypedDict
@@ -15,21 +15,10 @@ SUCCESS = "success"
 ERROR = "error"
 SUSPENDED = "suspended"
 
-_CAPS_CACHE_SIZE = 512
-_caps_lock = threading.Lock()
-_caps_cache: dict[tuple[str, ...], CapabilitySet] = {}
-
-
+@functools.lru_cache(maxsize=512)
 def capability_set(tokens: tuple[str, ...]) -> CapabilitySet:
     """Parsed capability sets, shared between contexts that carry the same tokens."""
-    caps = _caps_cache.get(tokens)
-    if caps is None:
-        caps = CapabilitySet(tokens)
-        with _caps_lock:
-            if len(_caps_cache) >= _CAPS_CACHE_SIZE:
-                _caps_cache.clear()
-            _caps_cache[tokens] = caps
-    return caps
+    return CapabilitySet(tokens)
 
 
 @dataclass(slots=True)

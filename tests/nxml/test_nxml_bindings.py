@@ -76,8 +76,8 @@ def test_invalid_expressions(text: str, fragment: str, offset: int) -> None:
 
 
 def test_templates_split_into_text_and_expressions() -> None:
-    segments = split_template("Double: {$state.double} (max {$state.max})")
-    assert [(s.text, s.offset, s.is_expression) for s in segments] == [
+    parts = split_template("Double: {$state.double} (max {$state.max})")
+    assert [(s.text, s.offset, s.is_expression) for s in parts] == [
         ("Double: ", 0, False),
         ("$state.double", 9, True),
         (" (max ", 23, False),
@@ -87,8 +87,8 @@ def test_templates_split_into_text_and_expressions() -> None:
 
 
 def test_braces_inside_strings_do_not_end_an_expression() -> None:
-    segments = split_template("{'}' + $state.a}")
-    assert [s.text for s in segments] == ["'}' + $state.a"]
+    parts = split_template("{'}' + $state.a}")
+    assert [s.text for s in parts] == ["'}' + $state.a"]
 
 
 @pytest.mark.parametrize(

@@ -368,17 +368,17 @@ def parse_expression(text: str) -> Expression:
 
 
 @dataclass(frozen=True, slots=True)
-class Segment:
+class TemplatePart:
     """A piece of an attribute value: literal text, or an expression found between braces."""
 
     text: str
-    offset: int  # index of the segment's first character in the attribute value
+    offset: int  # index of the part's first character in the attribute value
     is_expression: bool
 
 
-def split_template(value: str) -> list[Segment]:
+def split_template(value: str) -> list[TemplatePart]:
     """Cut a value into literal text and ``{…}`` expressions (braces and quotes nest)."""
-    segments: list[Segment] = []
+    parts: list[TemplatePart] = []
     literal_start = 0
     index = 0
     while index < len(value):
@@ -387,12 +387,12 @@ def split_template(value: str) -> list[Segment]:
             continue
         end = _matching_brace(value, index)
         if index > literal_start:
-            segments.append(Segment(value[literal_start:index], literal_start, False))
-        segments.append(Segment(value[index + 1 : end], index + 1, True))
+            parts.append(TemplatePart(value[literal_start:index], literal_start, False))
+        parts.append(TemplatePart(value[index + 1 : end], index + 1, True))
         index = literal_start = end + 1
     if literal_start < len(value):
-        segments.append(Segment(value[literal_start:], literal_start, False))
-    return segments
+        parts.append(TemplatePart(value[literal_start:], literal_start, False))
+    return parts
 
 
 def _matching_brace(value: str, start: int) -> int:
@@ -421,10 +421,10 @@ def _matching_brace(value: str, start: int) -> int:
 def is_binding(value: str) -> bool:
     """True when the whole value (outer spaces aside) is one ``{…}`` expression."""
     try:
-        segments = split_template(value)
+        parts = split_template(value)
     except ExpressionError:
         return False
-    meaningful = [s for s in segments if s.is_expression or s.text.strip()]
+    meaningful = [s for s in parts if s.is_expression or s.text.strip()]
     return len(meaningful) == 1 and meaningful[0].is_expression
 
 
@@ -438,17 +438,17 @@ def iter_expressions(value: str) -> Iterator[tuple[Expression | ExpressionError,
     Errors are yielded (not raised) so that a caller can report all of them, or stop early.
     """
     try:
-        segments = split_template(value)
+        parts = split_template(value)
     except ExpressionError as error:
         yield error, 0
         return
-    for segment in segments:
-        if not segment.is_expression:
+    for part in parts:
+        if not part.is_expression:
             continue
         try:
-            yield parse_expression(segment.text), segment.offset
+            yield parse_expression(part.text), part.offset
         except ExpressionError as error:
-            yield error, segment.offset
+            yield error, part.offset
 
 
 def expressions_of(value: str) -> list[tuple[Expression | ExpressionError, int]]:
