@@ -76,8 +76,3 @@ def client_count(workspace_slug: str, panel_id: str) -> int:
             logger.debug("presence read failed: %s", exc)
     with _lock:
         return max(0, _local.get(key, 0))
-
-
-def local_connections() -> int:
-    with _lock:
-        return sum(_local.values())

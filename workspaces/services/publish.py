@@ -50,10 +50,6 @@ async def asend(group: str, message: dict[str, Any]) -> None:
     await layer.group_send(group, message)
 
 
-async def apublish(workspace_slug: str, panel_id: str, message: dict[str, Any]) -> None:
-    await asend(panel_group_name(workspace_slug, panel_id), message)
-
-
 class _OrderedPublisher:
     """Hands messages from worker threads to the server's event loop, sent one after another.
 

@@ -38,18 +38,6 @@ def get_runtime() -> Runtime:
     return _runtime
 
 
-def runtime_started() -> bool:
-    return _runtime is not None
-
-
-def close_runtime() -> None:
-    global _runtime
-    with _lock:
-        if _runtime is not None:
-            _runtime.close()
-            _runtime = None
-
-
 def check_syntax(code: str) -> dict[str, Any] | None:
     """Compile one handler without running it (``Runtime.check_syntax``); None when it compiles."""
     error = get_runtime().check_syntax(code)

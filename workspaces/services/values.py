@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-NXML_TYPES = ("string", "number", "boolean", "list", "object")
 
 
 def matches_type(type_name: str, value: Any) -> bool:
