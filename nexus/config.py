@@ -76,7 +76,12 @@ def _parse_duration(raw: str) -> int:
 
 def _parse_duration_or_off(raw: str) -> int:
     """A duration, or 0 for "no limit"."""
-    return 0 if raw.strip() == "0" else _parse_duration(raw)
+    if raw.strip() == "0":
+        return 0
+    try:
+        return _parse_duration(raw)
+    except ValueError:
+        raise ValueError("must be a duration such as 900, 30m or 1h, or 0 for no limit") from None
 
 
 def _parse_rate(raw: str) -> str:
