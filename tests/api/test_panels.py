@@ -1,4 +1,4 @@
-"""Panel routes: each success with its shape, and each error of SPEC §4 with its status and code."""
+"""Panel routes: each success with its shape, and each documented error with its status and code."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A stand-in for the Nexus server, enough to drive the browser client in tests.
 
-FakeProtocolServer speaks the WebSocket protocol of SPEC §6 on 127.0.0.1 (with the
+FakeProtocolServer speaks the WebSocket protocol of docs/protocol.md on 127.0.0.1 (with the
 `websockets` package, in a thread of its own) and runs Python versions of the sample
 panels' tools. HarnessSite serves the static client files, harness pages and the
 state endpoint used for re-sync, also on 127.0.0.1.

@@ -358,7 +358,7 @@ def test_config_map_holds_only_known_settings(overlay: str, rendered: dict[str, 
 
 def test_announced_variables_match_the_app_config_module() -> None:
     module = load_app_config_module()
-    assert module is not None, "nexus/config.py is the contract of the settings (SPEC section 8)"
+    assert module is not None, "nexus/config.py is the contract of the settings (docs/configuration.md)"
     app_names = set(module.setting_names())
     assert APP_ENV_VARS - {CONFIG_DIR_VAR} <= app_names, sorted(APP_ENV_VARS - {CONFIG_DIR_VAR} - app_names)
     # Settings the app added beyond the announced list must work without being supplied.

@@ -1,4 +1,4 @@
-"""The Python API of SPEC §3 and every feature of the sandbox API seen from a handler."""
+"""The runtime's Python API (runtime/__init__.py) and every feature of the sandbox API seen from a handler (docs/nxml.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Routes under /api/v1/ (see SPEC §4)."""
+"""Routes under /api/v1/ (their reference is the OpenAPI schema at /api/v1/schema/, browsable at /api/v1/docs/)."""
 
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
