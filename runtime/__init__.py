@@ -5,18 +5,9 @@ process. docs/architecture.md describes where it sits; docs/security.md what it 
 """
 
 from .errors import (
-    COMPILATION_ERROR,
     ERROR_CODES,
-    EXECUTION_ERROR,
-    INTERNAL_ERROR,
-    INVALID_ARGS,
-    INVALID_HANDLER,
-    MEMORY_LIMIT,
-    PERMISSION_DENIED,
-    RESOURCE_LIMIT,
-    RUNTIME_BUSY,
-    TIMEOUT,
-    TOOL_NOT_FOUND,
+    CodedError,
+    ErrorCode,
     RuntimeBusyError,
     RuntimeClosedError,
     SandboxError,
@@ -26,18 +17,9 @@ from .limits import RuntimeConfig
 from .runtime import Runtime
 
 __all__ = [
-    "COMPILATION_ERROR",
     "ERROR_CODES",
-    "EXECUTION_ERROR",
-    "INTERNAL_ERROR",
-    "INVALID_ARGS",
-    "INVALID_HANDLER",
-    "MEMORY_LIMIT",
-    "PERMISSION_DENIED",
-    "RESOURCE_LIMIT",
-    "RUNTIME_BUSY",
-    "TIMEOUT",
-    "TOOL_NOT_FOUND",
+    "CodedError",
+    "ErrorCode",
     "ExecutionContext",
     "ExecutionResult",
     "Runtime",

@@ -15,7 +15,7 @@ from typing import Any
 
 from . import protocol
 from .capabilities import CapabilitySet
-from .errors import INTERNAL_ERROR, PERMISSION_DENIED, RESOURCE_LIMIT, ErrorInfo, error_dict
+from .errors import ErrorCode, ErrorInfo, error_dict
 from .execution import Event, ExecutionContext, LogLine, Mutation, ViewCommand
 from .limits import MAX_EVENTS, MAX_RESULT_BYTES, MAX_STATE_MUTATIONS, byte_text
 from .protocol import ANSWER_ERROR, ANSWER_OK, ANSWER_SUSPENDED
@@ -66,7 +66,7 @@ def read_answer(answer: list[Any], ctx: ExecutionContext | None, max_calls: int)
         if kind == ANSWER_ERROR:
             error = answer[protocol.ERROR]
             if not isinstance(error, dict):
-                error = error_dict(INTERNAL_ERROR, "malformed error")
+                error = error_dict(ErrorCode.INTERNAL_ERROR, "malformed error")
             logs, calls = _logs(answer[protocol.ERROR_LOGS]), _calls(answer[protocol.ERROR_API_CALLS])
             return GuestAnswer(kind, error=error, logs=logs, calls=calls)  # type: ignore[arg-type]
         raw_logs = answer[protocol.LOGS]
@@ -81,7 +81,7 @@ def read_answer(answer: list[Any], ctx: ExecutionContext | None, max_calls: int)
                 read.kind, read.error, read.discard = ANSWER_ERROR, problem, True
         return read
     except (IndexError, TypeError, ValueError, AttributeError):
-        return GuestAnswer(ANSWER_ERROR, error=error_dict(INTERNAL_ERROR, _MALFORMED), logs=[], discard=True)
+        return GuestAnswer(ANSWER_ERROR, error=error_dict(ErrorCode.INTERNAL_ERROR, _MALFORMED), logs=[], discard=True)
 
 
 def _recheck(answer: list[Any], read: GuestAnswer, ctx: ExecutionContext, max_calls: int) -> ErrorInfo | None:
@@ -94,7 +94,7 @@ def _recheck(answer: list[Any], read: GuestAnswer, ctx: ExecutionContext, max_ca
     if answer[protocol.VIEWS] and problem is None:
         problem = _convert_views(answer[protocol.VIEWS], caps, read)
     if read.calls > max_calls and problem is None:
-        problem = error_dict(RESOURCE_LIMIT, f"more than {max_calls} sandbox API calls")
+        problem = error_dict(ErrorCode.RESOURCE_LIMIT, f"more than {max_calls} sandbox API calls")
     if problem is None and read.kind == ANSWER_SUSPENDED:
         problem = _check_call(read.call, caps, ctx.extension_methods)
     return problem
@@ -103,9 +103,9 @@ def _recheck(answer: list[Any], read: GuestAnswer, ctx: ExecutionContext, max_ca
 def _too_many(raw: Any, limit: int, what: str) -> ErrorInfo | None:
     """A list of at most ``limit`` entries passes."""
     if type(raw) is not list:
-        return error_dict(INTERNAL_ERROR, _MALFORMED)
+        return error_dict(ErrorCode.INTERNAL_ERROR, _MALFORMED)
     if len(raw) > limit:
-        return error_dict(RESOURCE_LIMIT, f"more than {limit} {what}")
+        return error_dict(ErrorCode.RESOURCE_LIMIT, f"more than {limit} {what}")
     return None
 
 
@@ -117,7 +117,7 @@ def _convert_mutations(raw: Any, caps: Checks, read: GuestAnswer) -> ErrorInfo |
     can_write = caps.can_write
     for entry in raw:
         if type(entry) is not list or not 1 <= len(entry) <= 2 or not isinstance(entry[0], str):
-            return error_dict(INTERNAL_ERROR, "the sandbox reported a malformed state mutation")
+            return error_dict(ErrorCode.INTERNAL_ERROR, "the sandbox reported a malformed state mutation")
         key = entry[0]
         if not can_write(key):
             return _denied(f"state:write:{key}", f"changing $state.{key} needs the capability state:write:{key}")
@@ -136,7 +136,7 @@ def _convert_events(raw: Any, caps: Checks, read: GuestAnswer) -> ErrorInfo | No
     events: list[Event] = []
     for entry in raw:
         if type(entry) is not list or len(entry) != 2 or not isinstance(entry[0], str):
-            return error_dict(INTERNAL_ERROR, "the sandbox reported a malformed event")
+            return error_dict(ErrorCode.INTERNAL_ERROR, "the sandbox reported a malformed event")
         name, payload = entry
         if not caps.can_emit(name):
             return _denied(f"events:emit:{name}", f"emitting {name!r} needs the capability events:emit:{name}")
@@ -147,14 +147,14 @@ def _convert_events(raw: Any, caps: Checks, read: GuestAnswer) -> ErrorInfo | No
 
 def _convert_views(raw: Any, caps: Checks, read: GuestAnswer) -> ErrorInfo | None:
     if type(raw) is not list:
-        return error_dict(INTERNAL_ERROR, _MALFORMED)
+        return error_dict(ErrorCode.INTERNAL_ERROR, _MALFORMED)
     views: list[ViewCommand] = []
     for entry in raw:
         if type(entry) is not list or len(entry) != 3:
-            return error_dict(INTERNAL_ERROR, "the sandbox reported a malformed view command")
+            return error_dict(ErrorCode.INTERNAL_ERROR, "the sandbox reported a malformed view command")
         kind, target, args = entry
         if kind not in _VIEW_TYPES or not isinstance(target, str) or not isinstance(args, dict):
-            return error_dict(INTERNAL_ERROR, "the sandbox reported a malformed view command")
+            return error_dict(ErrorCode.INTERNAL_ERROR, "the sandbox reported a malformed view command")
         if not caps.can_update_view(target):
             message = f"updating view {target!r} needs the capability view:update:{target}"
             return _denied(f"view:update:{target}", message)
@@ -165,19 +165,19 @@ def _convert_views(raw: Any, caps: Checks, read: GuestAnswer) -> ErrorInfo | Non
 
 def _check_call(call: Any, caps: Checks, extensions: dict[str, list[str]]) -> ErrorInfo | None:
     if not isinstance(call, list) or len(call) != 4 or not isinstance(call[protocol.CALL_ID], int):
-        return error_dict(INTERNAL_ERROR, "the sandbox reported a malformed extension call")
+        return error_dict(ErrorCode.INTERNAL_ERROR, "the sandbox reported a malformed extension call")
     alias, method, args = call[protocol.CALL_ALIAS], call[protocol.CALL_METHOD], call[protocol.CALL_ARGS]
     if not isinstance(alias, str) or not isinstance(method, str) or not isinstance(args, list):
-        return error_dict(INTERNAL_ERROR, "the sandbox reported a malformed extension call")
+        return error_dict(ErrorCode.INTERNAL_ERROR, "the sandbox reported a malformed extension call")
     if not caps.can_use_ext(alias):
         return _denied(f"ext:{alias}", f"$ext.{alias} needs the capability ext:{alias}")
     if method not in extensions.get(alias, ()):
-        return error_dict(PERMISSION_DENIED, f"$ext.{alias}.{method} is not an available extension method")
+        return error_dict(ErrorCode.PERMISSION_DENIED, f"$ext.{alias}.{method} is not an available extension method")
     return None
 
 
 def _denied(resource: str, message: str) -> ErrorInfo:
-    return error_dict(PERMISSION_DENIED, message, resource=resource)
+    return error_dict(ErrorCode.PERMISSION_DENIED, message, resource=resource)
 
 
 def _calls(raw: Any) -> int:
@@ -217,5 +217,5 @@ def oversize_error(answer: list[Any], size: int) -> ErrorInfo:
             continue
     largest, name = max(parts, default=(0, ""))
     if largest > MAX_RESULT_BYTES:
-        return error_dict(RESOURCE_LIMIT, f"the {name} of {byte_text(largest)} is over the {limit} limit")
-    return error_dict(RESOURCE_LIMIT, f"the result of {byte_text(size)} is over the {limit} limit")
+        return error_dict(ErrorCode.RESOURCE_LIMIT, f"the {name} of {byte_text(largest)} is over the {limit} limit")
+    return error_dict(ErrorCode.RESOURCE_LIMIT, f"the result of {byte_text(size)} is over the {limit} limit")

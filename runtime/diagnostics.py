@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import COMPILATION_ERROR, ERROR_CODES, INTERNAL_ERROR, ErrorInfo, Location, error_dict
+from .errors import ERROR_CODES, ErrorCode, ErrorInfo, Location, error_dict
 from .limits import MAX_ERROR_MESSAGE, MAX_ERROR_STACK
 
 logger = logging.getLogger("nexus.runtime")
@@ -24,21 +24,21 @@ def caller_error(raw: Mapping[str, Any], code: str) -> ErrorInfo:
     """Normalize a guest error: known code, message, handler-relative location and stack."""
     error_code = raw.get("code")
     if error_code not in ERROR_CODES:
-        error_code = INTERNAL_ERROR
+        error_code = ErrorCode.INTERNAL_ERROR
     message = raw.get("message")
     text = cut(message, MAX_ERROR_MESSAGE) if isinstance(message, str) and message else error_code
     error = error_dict(error_code, text)
     stack = raw.get("stack")
     if isinstance(stack, str):
         location, clean = handler_stack(cut(stack, MAX_ERROR_STACK))
-        if location is not None and error_code == COMPILATION_ERROR:
+        if location is not None and error_code == ErrorCode.COMPILATION_ERROR:
             location = syntax_location(code, location["line"])
             clean = f"    at handler:{location['line']}:{location['column']}"
         if location is not None:
             _locate(error, code, location)
         if clean:
             error["stack"] = clean
-    if error_code == COMPILATION_ERROR and "location" not in error:
+    if error_code == ErrorCode.COMPILATION_ERROR and "location" not in error:
         location = any_syntax_error(code)
         if location is not None:
             _locate(error, code, location)

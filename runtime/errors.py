@@ -8,38 +8,78 @@ no free instance within ``acquire_timeout_ms`` (``RuntimeBusyError``).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Required, TypedDict, cast
 
-TIMEOUT = "TIMEOUT"
-MEMORY_LIMIT = "MEMORY_LIMIT"
-PERMISSION_DENIED = "PERMISSION_DENIED"
-EXECUTION_ERROR = "EXECUTION_ERROR"
-COMPILATION_ERROR = "COMPILATION_ERROR"
-INVALID_HANDLER = "INVALID_HANDLER"
-RESOURCE_LIMIT = "RESOURCE_LIMIT"
-INVALID_ARGS = "INVALID_ARGS"
-TOOL_NOT_FOUND = "TOOL_NOT_FOUND"
-INTERNAL_ERROR = "INTERNAL_ERROR"
-RUNTIME_BUSY = "RUNTIME_BUSY"
 
+class ErrorCode(StrEnum):
+    """Every error code a caller of Nexus can see, in one vocabulary.
+
+    The runtime reports the first group; the Django side adds the refusals of its service and
+    faces (docs/protocol.md and the API schema list them). Members are strings, so they compare
+    equal to, and serialise as, their values.
+    """
+
+    # A handler's failure, reported by the sandbox.
+    TIMEOUT = "TIMEOUT"
+    MEMORY_LIMIT = "MEMORY_LIMIT"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    EXECUTION_ERROR = "EXECUTION_ERROR"
+    COMPILATION_ERROR = "COMPILATION_ERROR"
+    INVALID_HANDLER = "INVALID_HANDLER"
+    RESOURCE_LIMIT = "RESOURCE_LIMIT"
+    INVALID_ARGS = "INVALID_ARGS"
+    TOOL_NOT_FOUND = "TOOL_NOT_FOUND"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    RUNTIME_BUSY = "RUNTIME_BUSY"
+    # A request refused by the service or one of its faces (REST, WebSocket, MCP).
+    INVALID_NXML = "INVALID_NXML"
+    INVALID_REQUEST = "INVALID_REQUEST"
+    INVALID_MESSAGE = "INVALID_MESSAGE"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    PANEL_EXISTS = "PANEL_EXISTS"
+    SCHEDULE_RUNNING = "SCHEDULE_RUNNING"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    MAX_PANELS = "MAX_PANELS"
+    THROTTLED = "THROTTLED"
+    UNAVAILABLE = "UNAVAILABLE"
+
+
+# The codes a handler's failure can carry.
 ERROR_CODES: frozenset[str] = frozenset(
     {
-        TIMEOUT,
-        MEMORY_LIMIT,
-        PERMISSION_DENIED,
-        EXECUTION_ERROR,
-        COMPILATION_ERROR,
-        INVALID_HANDLER,
-        RESOURCE_LIMIT,
-        INVALID_ARGS,
-        TOOL_NOT_FOUND,
-        INTERNAL_ERROR,
-        RUNTIME_BUSY,
+        ErrorCode.TIMEOUT,
+        ErrorCode.MEMORY_LIMIT,
+        ErrorCode.PERMISSION_DENIED,
+        ErrorCode.EXECUTION_ERROR,
+        ErrorCode.COMPILATION_ERROR,
+        ErrorCode.INVALID_HANDLER,
+        ErrorCode.RESOURCE_LIMIT,
+        ErrorCode.INVALID_ARGS,
+        ErrorCode.TOOL_NOT_FOUND,
+        ErrorCode.INTERNAL_ERROR,
+        ErrorCode.RUNTIME_BUSY,
     }
 )
 
 # Codes after which the guest instance is thrown away instead of being reused.
-INSTANCE_POISONING_CODES: frozenset[str] = frozenset({TIMEOUT, MEMORY_LIMIT, RESOURCE_LIMIT, INTERNAL_ERROR})
+INSTANCE_POISONING_CODES: frozenset[str] = frozenset(
+    {ErrorCode.TIMEOUT, ErrorCode.MEMORY_LIMIT, ErrorCode.RESOURCE_LIMIT, ErrorCode.INTERNAL_ERROR}
+)
+
+
+class CodedError(Exception):
+    """A refusal or failure that carries its error code, a message for people and optional details."""
+
+    def __init__(self, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
 
 
 class Location(TypedDict):
@@ -69,14 +109,13 @@ def error_dict(code: str, message: str, **extra: Any) -> ErrorInfo:
     return cast(ErrorInfo, error)
 
 
-class SandboxError(Exception):
-    """Base class of the exceptions raised by the runtime."""
+class SandboxError(CodedError):
+    """Base class of the exceptions raised by the runtime; each subclass has its code."""
 
-    code = INTERNAL_ERROR
+    code: str = ErrorCode.INTERNAL_ERROR
 
     def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(self.code, message)
 
     def to_error(self) -> ErrorInfo:
         return error_dict(self.code, self.message)
@@ -85,18 +124,15 @@ class SandboxError(Exception):
 class RuntimeBusyError(SandboxError):
     """No sandbox instance became free within ``acquire_timeout_ms``."""
 
-    code = RUNTIME_BUSY
+    code = ErrorCode.RUNTIME_BUSY
 
 
 class RuntimeClosedError(SandboxError):
     """The runtime was closed; it accepts no more work."""
-
-    code = INTERNAL_ERROR
 
 
 class GuestFault(SandboxError):
     """The guest instance failed in a way that makes it unusable (trap, broken glue)."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+        CodedError.__init__(self, code, message)

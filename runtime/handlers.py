@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 
-from .errors import INVALID_HANDLER, ErrorInfo, error_dict
+from .errors import ErrorCode, ErrorInfo, error_dict
 from .limits import MAX_CODE_BYTES
 
 
@@ -18,7 +18,7 @@ def _known_handler(code: str) -> tuple[str, ErrorInfo | None]:
 def identify(code: object) -> tuple[str, ErrorInfo | None]:
     """The cache key of a handler and, when its code is unusable, why."""
     if not isinstance(code, str):
-        return "", error_dict(INVALID_HANDLER, "handler code must be a string")
+        return "", error_dict(ErrorCode.INVALID_HANDLER, "handler code must be a string")
     return _known_handler(code)
 
 
@@ -26,9 +26,9 @@ def check_code(code: str) -> ErrorInfo | None:
     try:
         size = len(code.encode("utf-8"))
     except UnicodeEncodeError:
-        return error_dict(INVALID_HANDLER, "handler code is not valid Unicode text")
+        return error_dict(ErrorCode.INVALID_HANDLER, "handler code is not valid Unicode text")
     if size > MAX_CODE_BYTES:
-        return error_dict(INVALID_HANDLER, f"handler code is larger than {MAX_CODE_BYTES} bytes")
+        return error_dict(ErrorCode.INVALID_HANDLER, f"handler code is larger than {MAX_CODE_BYTES} bytes")
     if "\x00" in code:
-        return error_dict(INVALID_HANDLER, "handler code contains a NUL character")
+        return error_dict(ErrorCode.INVALID_HANDLER, "handler code contains a NUL character")
     return None

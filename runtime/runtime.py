@@ -14,13 +14,8 @@ from .answers import GuestAnswer, oversize_error, read_answer
 from .diagnostics import caller_error
 from .engine import TICK_MS, GuestModule, guest_module
 from .errors import (
-    COMPILATION_ERROR,
-    EXECUTION_ERROR,
     INSTANCE_POISONING_CODES,
-    INTERNAL_ERROR,
-    INVALID_ARGS,
-    MEMORY_LIMIT,
-    TIMEOUT,
+    ErrorCode,
     ErrorInfo,
     GuestFault,
     RuntimeBusyError,
@@ -103,7 +98,8 @@ class Runtime:
             args_json = protocol.encode(args if type(args) is dict else dict(args))
             scope_json = protocol.encode(dict(ctx.scope)) if ctx.scope else None
         except (TypeError, ValueError, RecursionError) as exc:
-            return self._failed(error_dict(INVALID_ARGS, f"state, args and scope must be JSON data: {exc}"), started)
+            problem = error_dict(ErrorCode.INVALID_ARGS, f"state, args and scope must be JSON data: {exc}")
+            return self._failed(problem, started)
         sandbox = self._pool.acquire(ctx.panel_id, self.config.acquire_timeout_ms / 1000)
         handler_slot, compiled = sandbox.handlers.lookup(handler_id)
         grant_slot, granted = sandbox.capabilities.lookup(ctx.grant_key)
@@ -127,7 +123,7 @@ class Runtime:
         # few microseconds around the sandbox call are included.
         used_ms = (time.perf_counter_ns() - started) / 1e6
         read = read_answer(answer, ctx, self._max_calls)
-        if not compiled and read.error is not None and read.error.get("code") == COMPILATION_ERROR:
+        if not compiled and read.error is not None and read.error.get("code") == ErrorCode.COMPILATION_ERROR:
             sandbox.handlers.abandon(handler_id)
         return self._conclude(sandbox, read, ctx, code, timeout, used_ms, started, compiled)
 
@@ -155,11 +151,14 @@ class Runtime:
             if state is not None and not isinstance(state, dict):
                 raise TypeError("state must be a dict")
         except (TypeError, ValueError, RecursionError) as exc:
-            return self._failed(error_dict(INVALID_ARGS, f"resume arguments must be JSON data: {exc}"), started)
+            problem = error_dict(ErrorCode.INVALID_ARGS, f"resume arguments must be JSON data: {exc}")
+            return self._failed(problem, started)
         suspension = self._suspensions.take(suspension_id)
         if suspension is None:
             return self._failed(
-                error_dict(INVALID_ARGS, "no such suspension: unknown id, already resumed, cancelled or expired"),
+                error_dict(
+                    ErrorCode.INVALID_ARGS, "no such suspension: unknown id, already resumed, cancelled or expired"
+                ),
                 started,
             )
         ctx = suspension.context
@@ -168,7 +167,7 @@ class Runtime:
             state_json = "null" if state is None else protocol.encode(protocol.readable_state(ctx, state, reads_all))
         except (TypeError, ValueError, RecursionError) as exc:
             self._pool.discard(suspension.sandbox)
-            return self._failed(error_dict(INVALID_ARGS, f"state must be JSON data: {exc}"), started)
+            return self._failed(error_dict(ErrorCode.INVALID_ARGS, f"state must be JSON data: {exc}"), started)
         request = protocol.resume_request(suspension.call_id, ok, value_json, error_json, state_json)
         remaining = max(suspension.timeout_ms - suspension.used_ms, 1.0)
         began = time.perf_counter_ns()
@@ -333,13 +332,13 @@ class Runtime:
             answer = sandbox.resume(request, ticks) if resume else sandbox.start(request, ticks)
         except GuestFault as fault:
             error = fault.to_error()
-            if fault.code == TIMEOUT:
+            if fault.code == ErrorCode.TIMEOUT:
                 error["message"] = f"the handler ran past its limit of {int(limit_ms)} ms"
             return [ANSWER_ERROR, error, [], 0]
         except Exception as exc:  # the caller gets INTERNAL_ERROR, the instance is dropped
             logger.exception("sandbox failure")
             sandbox.dirty = True
-            return [ANSWER_ERROR, error_dict(INTERNAL_ERROR, f"sandbox failure: {exc}"), [], 0]
+            return [ANSWER_ERROR, error_dict(ErrorCode.INTERNAL_ERROR, f"sandbox failure: {exc}"), [], 0]
         if sandbox.answer_size > MAX_RESULT_BYTES and answer[0] != ANSWER_ERROR:
             return [ANSWER_ERROR, oversize_error(answer, sandbox.answer_size), [], 0]
         return answer
@@ -357,10 +356,10 @@ class Runtime:
     ) -> ExecutionResult:
         error = read.error
         memory = sandbox.memory_size()
-        if sandbox.exhausted_memory(memory) and (error is None or error.get("code") == EXECUTION_ERROR):
+        if sandbox.exhausted_memory(memory) and (error is None or error.get("code") == ErrorCode.EXECUTION_ERROR):
             # The handler caught an out-of-memory error (or failed because of it).
             error = read.error = error_dict(
-                MEMORY_LIMIT, f"the handler used up its memory limit of {self.config.memory_limit_mb} MiB"
+                ErrorCode.MEMORY_LIMIT, f"the handler used up its memory limit of {self.config.memory_limit_mb} MiB"
             )
         if read.discard or (error is not None and error.get("code") in INSTANCE_POISONING_CODES):
             sandbox.dirty = True
@@ -375,7 +374,7 @@ class Runtime:
         if error is not None:
             result = ExecutionResult(status=ERROR, error=caller_error(error, code), metrics=figures, logs=logs)
             self._pool.release(sandbox, memory)
-            if error.get("code") == INTERNAL_ERROR:
+            if error.get("code") == ErrorCode.INTERNAL_ERROR:
                 logger.warning("sandbox failure in %s/%s: %s", ctx.panel_id, ctx.handler_name, error.get("message"))
         elif read.kind == ANSWER_SUSPENDED:
             result = ExecutionResult(

@@ -23,7 +23,7 @@ import wasmtime
 
 from ._wasmcall import GuestTrap
 from .engine import GuestModule
-from .errors import INTERNAL_ERROR, MEMORY_LIMIT, RESOURCE_LIMIT, TIMEOUT, GuestFault
+from .errors import ErrorCode, GuestFault
 from .image import IO_BUFFER_BYTES, bind, exception_message, instantiate, pristine_image, take_result
 from .limits import GUEST_ALLOCATOR_HEADROOM_BYTES, MAX_COMPILED_PER_INSTANCE
 from .protocol import ANSWER_KINDS, escaped_size
@@ -162,7 +162,7 @@ class Sandbox:
             raise self._fault_from_trap(trap) from None
         except wasmtime.WasmtimeError as exc:
             self.dirty = True
-            raise GuestFault(INTERNAL_ERROR, f"the sandbox failed: {exc}") from None
+            raise GuestFault(ErrorCode.INTERNAL_ERROR, f"the sandbox failed: {exc}") from None
         except GuestFault:
             self.dirty = True
             raise
@@ -178,7 +178,7 @@ class Sandbox:
         except (ValueError, StopIteration):
             answer = None
         if not isinstance(answer, list) or not answer or answer[0] not in ANSWER_KINDS:
-            raise GuestFault(INTERNAL_ERROR, "the sandbox glue answered something unexpected")
+            raise GuestFault(ErrorCode.INTERNAL_ERROR, "the sandbox glue answered something unexpected")
         return answer
 
     def _step(self, entry: int, payload: bytes | None) -> str:
@@ -220,10 +220,10 @@ class Sandbox:
         if status == STEP_THREW:
             return self._glue_failure()
         if status == STEP_NO_REQUEST:
-            return GuestFault(MEMORY_LIMIT, "the request does not fit in the sandbox memory")
+            return GuestFault(ErrorCode.MEMORY_LIMIT, "the request does not fit in the sandbox memory")
         if status == STEP_NOT_A_STRING:
-            return GuestFault(INTERNAL_ERROR, "the sandbox glue did not answer with a string")
-        return GuestFault(INTERNAL_ERROR, f"the sandbox stepper answered {status}")
+            return GuestFault(ErrorCode.INTERNAL_ERROR, "the sandbox glue did not answer with a string")
+        return GuestFault(ErrorCode.INTERNAL_ERROR, f"the sandbox stepper answered {status}")
 
     def _read_result(self) -> str:
         """The answer's text, decoded straight out of guest memory."""
@@ -237,11 +237,11 @@ class Sandbox:
             # Linear memory only grows: the view is renewed when an answer lies past its end.
             memory = self._memory = self._memory_view()
             if end > len(memory):
-                raise GuestFault(INTERNAL_ERROR, "the sandbox answer lies outside its memory")
+                raise GuestFault(ErrorCode.INTERNAL_ERROR, "the sandbox answer lies outside its memory")
         try:
             return str(memory[start:end], "utf-8")
         except UnicodeDecodeError:
-            raise GuestFault(INTERNAL_ERROR, "the sandbox glue answered something unexpected") from None
+            raise GuestFault(ErrorCode.INTERNAL_ERROR, "the sandbox glue answered something unexpected") from None
 
     def _memory_view(self) -> memoryview:
         """Linear memory as it is now; valid until the store closes (memory never moves)."""
@@ -251,22 +251,22 @@ class Sandbox:
     def _glue_failure(self) -> GuestFault:
         message = exception_message(self.calls)
         if message == "out of memory" or self.near_memory_limit():
-            return GuestFault(MEMORY_LIMIT, f"the handler exceeded the memory limit of {self.memory_limit} bytes")
+            return self._over_memory()
         if message == "stack overflow":
-            return GuestFault(RESOURCE_LIMIT, "stack overflow: the handler nested calls too deeply")
+            return GuestFault(ErrorCode.RESOURCE_LIMIT, "stack overflow: the handler nested calls too deeply")
         if message == "interrupted":
-            return GuestFault(TIMEOUT, "the handler ran out of time")
-        return GuestFault(INTERNAL_ERROR, f"the sandbox glue failed: {message or 'unknown error'}")
+            return GuestFault(ErrorCode.TIMEOUT, "the handler ran out of time")
+        return GuestFault(ErrorCode.INTERNAL_ERROR, f"the sandbox glue failed: {message or 'unknown error'}")
 
     def _fault_from_trap(self, trap: GuestTrap) -> GuestFault:
         if trap.kind == "interrupt":
-            return GuestFault(TIMEOUT, "the handler ran out of time")
+            return GuestFault(ErrorCode.TIMEOUT, "the handler ran out of time")
         if trap.kind in ("stack", "memory"):
             # The guest's native stack or its shadow stack in linear memory ran out.
-            return GuestFault(RESOURCE_LIMIT, "stack overflow: the handler nested calls too deeply")
+            return GuestFault(ErrorCode.RESOURCE_LIMIT, "stack overflow: the handler nested calls too deeply")
         if self.near_memory_limit():
-            return GuestFault(MEMORY_LIMIT, f"the handler exceeded the memory limit of {self.memory_limit} bytes")
-        return GuestFault(INTERNAL_ERROR, f"the sandbox trapped: {trap}")
+            return self._over_memory()
+        return GuestFault(ErrorCode.INTERNAL_ERROR, f"the sandbox trapped: {trap}")
 
     # -- figures -----------------------------------------------------------------
 
@@ -275,6 +275,9 @@ class Sandbox:
             return 0
         # The stepper reports the size at the end of a successful call; anything else asks.
         return self.size_after_call or self.calls.memory_size()
+
+    def _over_memory(self) -> GuestFault:
+        return GuestFault(ErrorCode.MEMORY_LIMIT, f"the handler exceeded the memory limit of {self.memory_limit} bytes")
 
     def near_memory_limit(self) -> bool:
         return self.calls.memory_size() + 2 * 65536 >= self.memory_limit
