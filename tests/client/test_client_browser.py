@@ -515,8 +515,9 @@ def test_reconnect_backs_off_exponentially(panels: PanelPages, panel_server: Ser
     expect(page.locator(".nx-conn")).to_have_attribute("data-state", "live")
 
 
-def test_sent_away_client_backs_off_and_shows_the_current_state(panels: PanelPages,
-                                                                  panel_server: ServerFactory) -> None:
+def test_client_sent_away_or_dropped_by_redis_comes_back_to_the_current_state(
+    panels: PanelPages, panel_server: ServerFactory
+) -> None:
     server = panel_server("counter")
     page = panels.open("counter", server, options={"reconnectBaseMs": 200, "reconnectMaxMs": 5000})
     button(page, "+1").click()
@@ -535,6 +536,11 @@ def test_sent_away_client_backs_off_and_shows_the_current_state(panels: PanelPag
     assert first_wait >= 0.45 and gaps[2] >= 0.8 and gaps[0] < gaps[2], (first_wait, gaps)
     button(page, "+1").click()
     expect(metric(page, "count")).to_have_text("43")
+
+    server.change_silently({"count": 50, "double": 100})
+    server.close_all(1011, "channel layer failed")  # what a Redis restart does to every socket
+    expect(metric(page, "count")).to_have_text("50", timeout=15_000)
+    expect(indicator).to_have_attribute("data-state", "live")
 
 
 def test_silent_server_is_detected_by_the_heartbeat(panels: PanelPages, panel_server: ServerFactory) -> None:
