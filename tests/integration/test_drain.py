@@ -111,3 +111,16 @@ async def test_a_socket_opening_during_a_drain_is_refused_with_the_hint() -> Non
     finally:
         lifecycle.reset()
         await communicator.disconnect()
+
+
+def test_a_socket_whose_loop_is_gone_does_not_stop_a_drain() -> None:
+    stale = PanelConsumer()
+    stale.loop = asyncio.new_event_loop()
+    stale.loop.close()
+    assert lifecycle.watch_socket(stale)
+    try:
+        lifecycle.start_draining(spread_s=1.0)
+        assert lifecycle.open_sockets() == 0
+    finally:
+        lifecycle.forget_socket(stale)
+        lifecycle.reset()
