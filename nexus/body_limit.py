@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from nexus.errors import error_body
+from runtime.errors import ErrorCode
 
 logger = logging.getLogger("nexus.request")
 # How long a refused request's remaining bytes are read and dropped before the connection closes.
@@ -34,13 +35,13 @@ def refusal_message(limit: int, length: int | None = None) -> str:
 
 
 def refusal_body(limit: int, length: int | None = None) -> bytes:
-    return json.dumps(error_body("PAYLOAD_TOO_LARGE", refusal_message(limit, length))).encode()
+    return json.dumps(error_body(ErrorCode.PAYLOAD_TOO_LARGE, refusal_message(limit, length))).encode()
 
 
 def count_refusal(path: str, received: int, limit: int) -> None:
     from runtime import metrics
 
-    metrics.ERRORS_TOTAL.labels("PAYLOAD_TOO_LARGE").inc()
+    metrics.ERRORS_TOTAL.labels(ErrorCode.PAYLOAD_TOO_LARGE).inc()
     logger.warning(
         "refused a request body over BODY_LIMIT on %s after %d bytes", path, received,
         extra={"path": path, "status": 413, "received_bytes": received, "limit": limit},

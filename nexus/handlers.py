@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponseBase
 
 from nexus.body_limit import BodyTooLarge, count_refusal, refusal_message
 from nexus.errors import error_response
+from runtime.errors import ErrorCode
 
 
 class SyncChainASGIHandler(ASGIHandler):  # type: ignore[misc]
@@ -33,7 +34,8 @@ class SyncChainASGIHandler(ASGIHandler):  # type: ignore[misc]
             await super().handle(scope, receive, send)
         except BodyTooLarge as refused:
             count_refusal(str(scope.get("path", ""))[:200], refused.limit + 1, refused.limit)
-            await self.send_response(error_response(413, "PAYLOAD_TOO_LARGE", refusal_message(refused.limit)), send)
+            refusal = error_response(413, ErrorCode.PAYLOAD_TOO_LARGE, refusal_message(refused.limit))
+            await self.send_response(refusal, send)
 
     def create_request(self, scope: Mapping[str, Any], body_file: Any) -> Any:
         """A body sent without Content-Length (chunked) is read by Django only with one: add it."""

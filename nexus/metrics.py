@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django_prometheus.exports import ExportToDjangoView
 
 from nexus.errors import error_response
+from runtime.errors import ErrorCode
 
 
 def on_metrics_port(request: HttpRequest) -> bool:
@@ -32,4 +33,4 @@ def serve(request: HttpRequest) -> HttpResponse:
     if on_metrics_port(request) or has_metrics_token(request):
         response: HttpResponse = ExportToDjangoView(request)
         return response
-    return error_response(404, "NOT_FOUND", "Not found")
+    return error_response(404, ErrorCode.NOT_FOUND, "Not found")

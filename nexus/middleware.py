@@ -15,6 +15,7 @@ from whitenoise.middleware import WhiteNoiseMiddleware
 
 from nexus.errors import error_response
 from nexus.logging import request_id_var
+from runtime.errors import ErrorCode
 
 logger = logging.getLogger("nexus.request")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -115,10 +116,10 @@ class BodyLimitMiddleware(HybridMiddleware):
         try:
             length = int(request.headers.get("Content-Length") or 0)
         except ValueError:
-            return error_response(400, "INVALID_REQUEST", "Content-Length is not a number")
+            return error_response(400, ErrorCode.INVALID_REQUEST, "Content-Length is not a number")
         if length > self.limit:
             return error_response(
-                413, "PAYLOAD_TOO_LARGE", f"Request body of {length} bytes exceeds the limit of {self.limit}"
+                413, ErrorCode.PAYLOAD_TOO_LARGE, f"Request body of {length} bytes exceeds the limit of {self.limit}"
             )
         return None
 
@@ -134,7 +135,7 @@ class DatabaseUnavailableMiddleware(HybridMiddleware):
 
         if isinstance(exception, OperationalError | InterfaceError):
             logging.getLogger("nexus.request").warning("database unavailable: %s", exception)
-            return error_response(503, "UNAVAILABLE", "Database unavailable")
+            return error_response(503, ErrorCode.UNAVAILABLE, "Database unavailable")
         return None
 
 

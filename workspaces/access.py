@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from workspaces.models import Membership, Role, Workspace
+from workspaces.services.errors import CodedError, ErrorCode
 
 PANEL_CREATE = "panel:create"
 PANEL_READ = "panel:read"
@@ -33,14 +34,12 @@ LOCAL_USERNAME = "local"
 DEFAULT_WORKSPACE = "default"
 
 
-class AccessDenied(Exception):
+class AccessDenied(CodedError):
     """``status`` is 404 when the workspace must stay invisible to the caller, else 403."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(code, message)
         self.status = status
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -82,21 +81,21 @@ def role_of(user: Any, workspace: Workspace) -> str | None:
 def check(principal: Principal, workspace: Workspace, permission: str) -> str:
     """Return the caller's role, or raise AccessDenied."""
     if not getattr(principal.user, "is_authenticated", False):
-        raise AccessDenied(401, "UNAUTHENTICATED", "Authentication required")
+        raise AccessDenied(401, ErrorCode.UNAUTHENTICATED, "Authentication required")
     return check_role(principal, workspace, role_of(principal.user, workspace), permission)
 
 
 def check_role(principal: Principal, workspace: Workspace, role: str | None, permission: str) -> str:
     """``check`` for a caller whose role in the workspace is already known (None: not a member)."""
     if role is None:
-        raise AccessDenied(404, "NOT_FOUND", f"Workspace '{workspace.slug}' not found")
+        raise AccessDenied(404, ErrorCode.NOT_FOUND, f"Workspace '{workspace.slug}' not found")
     if principal.token_workspace and principal.token_workspace != workspace.slug:
-        raise AccessDenied(403, "FORBIDDEN", f"Token is limited to workspace '{principal.token_workspace}'")
+        raise AccessDenied(403, ErrorCode.FORBIDDEN, f"Token is limited to workspace '{principal.token_workspace}'")
     if permission not in ROLE_PERMISSIONS[role]:
-        raise AccessDenied(403, "FORBIDDEN", f"Role '{role}' does not grant {permission}")
+        raise AccessDenied(403, ErrorCode.FORBIDDEN, f"Role '{role}' does not grant {permission}")
     granted = principal.token_permissions
     if granted is not None and permission not in granted:
-        raise AccessDenied(403, "FORBIDDEN", f"Token does not grant {permission}")
+        raise AccessDenied(403, ErrorCode.FORBIDDEN, f"Token does not grant {permission}")
     return role
 
 
@@ -104,7 +103,7 @@ def check_token_permission(principal: Principal, permission: str) -> None:
     """For actions outside any workspace yet (creating one): only the token can narrow them."""
     granted = principal.token_permissions
     if granted is not None and permission not in granted:
-        raise AccessDenied(403, "FORBIDDEN", f"Token does not grant {permission}")
+        raise AccessDenied(403, ErrorCode.FORBIDDEN, f"Token does not grant {permission}")
 
 
 def visible_workspaces(principal: Principal) -> Any:

@@ -24,6 +24,7 @@ from workspaces.frame_rate import FrameRate
 from workspaces.models import Panel, Workspace
 from workspaces.services import json_input, presence, telemetry
 from workspaces.services import panels as panel_service
+from workspaces.services.errors import CodedError, ErrorCode
 from workspaces.services.panels import ServiceError
 from workspaces.services.publish import panel_group_name, workspace_group_name
 from workspaces.ws_auth import authenticate
@@ -47,20 +48,20 @@ CLOSE_CODES = {401: CLOSE_UNAUTHENTICATED, 403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_
 WATCHER_TASKS = ("_heartbeat", "_expire", "_age_out", "_reconnect_after")
 
 
-class ProtocolError(Exception):
+class ProtocolError(CodedError):
+    """A frame refused with an ERROR message to the client (the request's id, when it had one)."""
+
     def __init__(self, code: str, message: str, request_id: Any = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
         self.request_id = request_id
 
 
 def _require(frame: dict[str, Any], name: str, kind: type | tuple[type, ...], request_id: Any = None) -> Any:
     if name not in frame:
-        raise ProtocolError("INVALID_MESSAGE", f"'{name}' is required", request_id)
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"'{name}' is required", request_id)
     value = frame[name]
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise ProtocolError("INVALID_MESSAGE", f"'{name}' has the wrong type", request_id)
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"'{name}' has the wrong type", request_id)
     return value
 
 
@@ -68,11 +69,11 @@ def _require(frame: dict[str, Any], name: str, kind: type | tuple[type, ...], re
 def _open_panel(principal: Principal, workspace_slug: str, panel_id: str) -> Panel:
     workspace = Workspace.objects.filter(slug=workspace_slug).first()
     if workspace is None:
-        raise AccessDenied(404, "NOT_FOUND", f"Workspace '{workspace_slug}' not found")
+        raise AccessDenied(404, ErrorCode.NOT_FOUND, f"Workspace '{workspace_slug}' not found")
     access.check(principal, workspace, access.PANEL_READ)
     panel = Panel.objects.select_related("workspace").filter(workspace=workspace, panel_id=panel_id).first()
     if panel is None:
-        raise AccessDenied(404, "NOT_FOUND", f"Panel '{panel_id}' not found")
+        raise AccessDenied(404, ErrorCode.NOT_FOUND, f"Panel '{panel_id}' not found")
     return panel
 
 
@@ -247,23 +248,23 @@ class PanelConsumer(AsyncWebsocketConsumer):
         except ProtocolError:
             request_id = None
         await self.send_error(
-            "THROTTLED", f"Too many frames: at most {rate.rate:g} per second, {rate.burst} at once; slow down",
+            ErrorCode.THROTTLED, f"Too many frames: at most {rate.rate:g} per second, {rate.burst} at once; slow down",
             request_id,
         )
 
     def _decode(self, text_data: str | None) -> dict[str, Any]:
         if text_data is None:
-            raise ProtocolError("INVALID_MESSAGE", "Frames must be JSON text")
+            raise ProtocolError(ErrorCode.INVALID_MESSAGE, "Frames must be JSON text")
         try:
             frame = json_input.loads(text_data)
         except json_input.JSONTooDeep as exc:
-            raise ProtocolError("INVALID_MESSAGE", f"Frame refused: {exc}") from None
+            raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"Frame refused: {exc}") from None
         except ValueError:
-            raise ProtocolError("INVALID_MESSAGE", "Frame is not valid JSON") from None
+            raise ProtocolError(ErrorCode.INVALID_MESSAGE, "Frame is not valid JSON") from None
         if not isinstance(frame, dict):
-            raise ProtocolError("INVALID_MESSAGE", "Frame must be a JSON object")
+            raise ProtocolError(ErrorCode.INVALID_MESSAGE, "Frame must be a JSON object")
         if not isinstance(frame.get("type"), str):
-            raise ProtocolError("INVALID_MESSAGE", "'type' is required")
+            raise ProtocolError(ErrorCode.INVALID_MESSAGE, "'type' is required")
         return frame
 
     async def _dispatch(self, frame: dict[str, Any]) -> None:
@@ -279,17 +280,17 @@ class PanelConsumer(AsyncWebsocketConsumer):
         elif kind in ("SUBSCRIBE", "UNSUBSCRIBE"):
             self._on_subscription(kind, frame)
         else:
-            raise ProtocolError("INVALID_MESSAGE", f"Unknown message type '{kind[:40]}'")
+            raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"Unknown message type '{kind[:40]}'")
 
     async def _on_trigger(self, frame: dict[str, Any]) -> None:
         request_id = _require(frame, "requestId", (str, int))
         tool = _require(frame, "tool", str, request_id)
         args = frame.get("args", {})
         if args is not None and not isinstance(args, dict):
-            raise ProtocolError("INVALID_MESSAGE", "'args' must be an object", request_id)
+            raise ProtocolError(ErrorCode.INVALID_MESSAGE, "'args' must be an object", request_id)
         scope = frame.get("scope")
         if scope is not None and not isinstance(scope, dict):
-            raise ProtocolError("INVALID_MESSAGE", "'scope' must be an object", request_id)
+            raise ProtocolError(ErrorCode.INVALID_MESSAGE, "'scope' must be an object", request_id)
         self._spawn(self._run_trigger(request_id, tool, args or {}, scope))
 
     async def _run_trigger(self, request_id: Any, tool: str, args: dict[str, Any], scope: Any) -> None:
@@ -314,12 +315,12 @@ class PanelConsumer(AsyncWebsocketConsumer):
         except ServiceError as error:
             await self.send_error(error.code, error.message, request_id)
         except Panel.DoesNotExist:
-            await self.send_error("NOT_FOUND", "Panel was deleted", request_id)
+            await self.send_error(ErrorCode.NOT_FOUND, "Panel was deleted", request_id)
         except (OperationalError, InterfaceError):
-            await self.send_error("UNAVAILABLE", "Database unavailable", request_id)
+            await self.send_error(ErrorCode.UNAVAILABLE, "Database unavailable", request_id)
         except Exception:
             logger.exception("trigger %s failed", tool)
-            await self.send_error("INTERNAL_ERROR", "Internal error", request_id)
+            await self.send_error(ErrorCode.INTERNAL_ERROR, "Internal error", request_id)
         finally:
             request_id_var.reset(token)
 
@@ -328,7 +329,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         request_id = frame.get("requestId")
         key = _require(frame, "key", str, request_id)
         if "value" not in frame:
-            raise ProtocolError("INVALID_MESSAGE", "'value' is required", request_id)
+            raise ProtocolError(ErrorCode.INVALID_MESSAGE, "'value' is required", request_id)
         try:
             panel = await self._authorized_panel(access.PANEL_EXECUTE)
             commit = await panel_service.set_value(panel, key, frame["value"], actor=self.principal.username)
@@ -345,7 +346,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
     def _on_subscription(self, kind: str, frame: dict[str, Any]) -> None:
         keys = _require(frame, "keys", list)
         if not all(isinstance(key, str) for key in keys):
-            raise ProtocolError("INVALID_MESSAGE", "'keys' must be a list of strings")
+            raise ProtocolError(ErrorCode.INVALID_MESSAGE, "'keys' must be a list of strings")
         if kind == "SUBSCRIBE":
             self.keys = (self.keys or set()) | set(keys)
         elif self.keys is not None:
@@ -477,7 +478,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         """
         assert self.panel is not None and self.principal is not None
         if self.revoked:
-            raise AccessDenied(403, "FORBIDDEN", "Access to this panel ended; the socket is closing")
+            raise AccessDenied(403, ErrorCode.FORBIDDEN, "Access to this panel ended; the socket is closing")
         now = time.monotonic()
         if self.granted.get(permission, 0.0) <= now:
             self.panel = await load_checked(self.principal, self.panel.pk, permission)

@@ -16,40 +16,39 @@ from rest_framework.response import Response
 from nexus.errors import error_body
 from workspaces.access import AccessDenied
 from workspaces.services import telemetry
+from workspaces.services.errors import CodedError, ErrorCode
 
 logger = logging.getLogger("nexus.request")
 
-STATUS_CODES = {
-    "INVALID_NXML": 400,
-    "INVALID_REQUEST": 400,
-    "INVALID_ARGS": 400,
-    "UNAUTHENTICATED": 401,
-    "FORBIDDEN": 403,
-    "NOT_FOUND": 404,
-    "TOOL_NOT_FOUND": 404,
-    "METHOD_NOT_ALLOWED": 405,
-    "PANEL_EXISTS": 409,
-    "SCHEDULE_RUNNING": 409,
-    "PAYLOAD_TOO_LARGE": 413,
-    "UNSUPPORTED_MEDIA_TYPE": 415,
-    "MAX_PANELS": 429,
-    "RUNTIME_BUSY": 503,
-    "UNAVAILABLE": 503,
+STATUS_CODES: dict[str, int] = {
+    ErrorCode.INVALID_NXML: 400,
+    ErrorCode.INVALID_REQUEST: 400,
+    ErrorCode.INVALID_ARGS: 400,
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.TOOL_NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.PANEL_EXISTS: 409,
+    ErrorCode.SCHEDULE_RUNNING: 409,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    ErrorCode.MAX_PANELS: 429,
+    ErrorCode.RUNTIME_BUSY: 503,
+    ErrorCode.UNAVAILABLE: 503,
 }
 
 
-KNOWN_CODES = frozenset(STATUS_CODES) | {"THROTTLED"}
+KNOWN_CODES = frozenset(STATUS_CODES) | {ErrorCode.THROTTLED}
 
 
-class APIError(exceptions.APIException):
+class APIError(exceptions.APIException, CodedError):
     """An error with one of the codes above; the status follows from the code."""
 
     def __init__(self, code: str, message: str, details: Any = None) -> None:
-        super().__init__(detail=message, code=code)
+        exceptions.APIException.__init__(self, detail=message, code=code)
+        CodedError.__init__(self, code, message, details)
         self.status_code = STATUS_CODES.get(code, 400)
-        self.error_code = code
-        self.message = message
-        self.details = details
 
 
 def _flatten(detail: Any) -> str:
@@ -62,37 +61,37 @@ def _flatten(detail: Any) -> str:
 
 def _translate(exc: Exception) -> tuple[int, str, str, Any]:
     if isinstance(exc, APIError):
-        return exc.status_code, exc.error_code, exc.message, exc.details
+        return exc.status_code, exc.code, exc.message, exc.details
     if isinstance(exc, AccessDenied):
         return exc.status, exc.code, exc.message, None
     if isinstance(exc, OperationalError | InterfaceError):
         logger.warning("database unavailable: %s", exc)
-        return 503, "UNAVAILABLE", "Database unavailable", None
+        return 503, ErrorCode.UNAVAILABLE, "Database unavailable", None
     if isinstance(exc, RequestDataTooBig):
-        return 413, "PAYLOAD_TOO_LARGE", "Request body exceeds BODY_LIMIT", None
+        return 413, ErrorCode.PAYLOAD_TOO_LARGE, "Request body exceeds BODY_LIMIT", None
     if isinstance(exc, Http404):
-        return 404, "NOT_FOUND", str(exc) or "Not found", None
+        return 404, ErrorCode.NOT_FOUND, str(exc) or "Not found", None
     if isinstance(exc, DjangoPermissionDenied):
-        return 403, "FORBIDDEN", str(exc) or "Forbidden", None
+        return 403, ErrorCode.FORBIDDEN, str(exc) or "Forbidden", None
     if isinstance(exc, exceptions.ValidationError):
-        return 400, "INVALID_REQUEST", _flatten(exc.detail), {"fields": exc.detail}
+        return 400, ErrorCode.INVALID_REQUEST, _flatten(exc.detail), {"fields": exc.detail}
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
-        return 401, "UNAUTHENTICATED", _flatten(exc.detail), None
+        return 401, ErrorCode.UNAUTHENTICATED, _flatten(exc.detail), None
     if isinstance(exc, exceptions.PermissionDenied):
-        return 403, "FORBIDDEN", _flatten(exc.detail), None
+        return 403, ErrorCode.FORBIDDEN, _flatten(exc.detail), None
     if isinstance(exc, exceptions.NotFound):
-        return 404, "NOT_FOUND", _flatten(exc.detail), None
+        return 404, ErrorCode.NOT_FOUND, _flatten(exc.detail), None
     if isinstance(exc, exceptions.MethodNotAllowed):
-        return 405, "METHOD_NOT_ALLOWED", _flatten(exc.detail), None
+        return 405, ErrorCode.METHOD_NOT_ALLOWED, _flatten(exc.detail), None
     if isinstance(exc, exceptions.UnsupportedMediaType):
-        return 415, "UNSUPPORTED_MEDIA_TYPE", _flatten(exc.detail), None
+        return 415, ErrorCode.UNSUPPORTED_MEDIA_TYPE, _flatten(exc.detail), None
     if isinstance(exc, exceptions.ParseError):
-        return 400, "INVALID_REQUEST", _flatten(exc.detail), None
+        return 400, ErrorCode.INVALID_REQUEST, _flatten(exc.detail), None
     if isinstance(exc, exceptions.Throttled):
         wait = _retry_after(exc)
-        return 429, "THROTTLED", f"Too many requests; retry in {wait} s", {"retryAfter": wait}
+        return 429, ErrorCode.THROTTLED, f"Too many requests; retry in {wait} s", {"retryAfter": wait}
     if isinstance(exc, exceptions.APIException):
-        return exc.status_code, "INVALID_REQUEST", _flatten(exc.detail), None
+        return exc.status_code, ErrorCode.INVALID_REQUEST, _flatten(exc.detail), None
     raise exc
 
 

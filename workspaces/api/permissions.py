@@ -23,6 +23,7 @@ from workspaces.access import (
     principal_for,
 )
 from workspaces.models import Workspace
+from workspaces.services.errors import ErrorCode
 
 
 def principal_of(request: Request) -> Principal:
@@ -33,7 +34,7 @@ class WorkspaceAccess(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         principal = principal_of(request)
         if is_anonymous(principal.user):
-            raise AccessDenied(401, "UNAUTHENTICATED", "Authentication required")
+            raise AccessDenied(401, ErrorCode.UNAUTHENTICATED, "Authentication required")
         permission = view.required_permission()
         slug = view.workspace_slug()
         if slug is None:
@@ -43,7 +44,7 @@ class WorkspaceAccess(BasePermission):
             return True
         workspace = Workspace.objects.filter(slug=slug).first()
         if workspace is None:
-            raise AccessDenied(404, "NOT_FOUND", view.workspace_missing(slug))
+            raise AccessDenied(404, ErrorCode.NOT_FOUND, view.workspace_missing(slug))
         view.workspace = workspace
         view.role = check(principal, workspace, permission)
         return True
@@ -52,6 +53,6 @@ class WorkspaceAccess(BasePermission):
     def _check_unscoped(principal: Principal, permission: str) -> None:
         if principal.token_workspace:
             raise AccessDenied(
-                403, "FORBIDDEN", f"Token is limited to workspace '{principal.token_workspace}'"
+                403, ErrorCode.FORBIDDEN, f"Token is limited to workspace '{principal.token_workspace}'"
             )
         check_token_permission(principal, permission)

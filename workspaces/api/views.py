@@ -60,6 +60,7 @@ from workspaces.models import Membership, Panel, PanelStatus, Workspace
 from workspaces.services import panels as panel_service
 from workspaces.services import workspaces as workspace_service
 from workspaces.services.connections import release_connection
+from workspaces.services.errors import ErrorCode
 from workspaces.services.panels import ServiceError
 from workspaces.services.tokens import TokenRequestError, mint_pair
 
@@ -239,7 +240,7 @@ class MemberViewSet(NexusViewSet):
         memberships = Membership.objects.select_related("user").filter(workspace=self.scoped_workspace())
         membership = memberships.filter(user__username=username).first()
         if membership is None:
-            raise APIError("NOT_FOUND", f"'{username}' is not a member of '{self.scoped_workspace().slug}'")
+            raise APIError(ErrorCode.NOT_FOUND, f"'{username}' is not a member of '{self.scoped_workspace().slug}'")
         return membership
 
     def list(self, request: Request, slug: str) -> Response:
@@ -498,7 +499,7 @@ class KernelTokenView(APIView):
         try:
             pair = mint_pair(user, data.get("workspace_id"))
         except TokenRequestError as exc:
-            raise APIError("INVALID_REQUEST", str(exc)) from None
+            raise APIError(ErrorCode.INVALID_REQUEST, str(exc)) from None
         return Response({"access_token": pair.access, "token_type": "bearer"})
 
 
@@ -535,12 +536,12 @@ def _wants_json(request: HttpRequest) -> bool:
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _wants_json(request):
-        return error_response(404, "NOT_FOUND", f"No route for {request.method} {request.path}")
+        return error_response(404, ErrorCode.NOT_FOUND, f"No route for {request.method} {request.path}")
     return defaults.page_not_found(request, exception or Exception("Not found"))
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if _wants_json(request):
-        return error_response(500, "INTERNAL_ERROR", "Internal server error")
+        return error_response(500, ErrorCode.INTERNAL_ERROR, "Internal server error")
     return defaults.server_error(request)
 

@@ -25,6 +25,7 @@ from nexus.errors import error_body
 from workspaces.access import AccessDenied
 from workspaces.mcp.auth import Caller, authorize, refusal_response, session_owner
 from workspaces.mcp.server import CALLER, build_server, instructions_for, opening_instructions
+from workspaces.services.errors import ErrorCode
 from workspaces.services.panels import in_worker
 from workspaces.ws_auth import bearer_token
 
@@ -103,11 +104,12 @@ class MCPEndpoint:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         match = _PATH.match(scope.get("path", ""))
         if match is None:
-            response = _json(404, "NOT_FOUND", f"No MCP endpoint at {scope.get('path')}: use /mcp/workspaces/<slug>/")
+            message = f"No MCP endpoint at {scope.get('path')}: use /mcp/workspaces/<slug>/"
+            response = _json(404, ErrorCode.NOT_FOUND, message)
             await response(scope, receive, send)
             return
         if not _host_allowed(scope):
-            await _json(400, "INVALID_REQUEST", "Host is not in ALLOWED_HOSTS")(scope, receive, send)
+            await _json(400, ErrorCode.INVALID_REQUEST, "Host is not in ALLOWED_HOSTS")(scope, receive, send)
             return
         raw_token = bearer_token(scope)
         opening = scope.get("method") == "POST" and _header(scope, MCP_SESSION_ID_HEADER) is None
@@ -117,7 +119,7 @@ class MCPEndpoint:
             await refusal_response(denied)(scope, receive, send)
             return
         except (OperationalError, InterfaceError):
-            await _json(503, "UNAVAILABLE", "Database unavailable")(scope, receive, send)
+            await _json(503, ErrorCode.UNAVAILABLE, "Database unavailable")(scope, receive, send)
             return
         scope = {**scope, CALLER: caller, "user": session_owner(caller, raw_token)}
         if opening:

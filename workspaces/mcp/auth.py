@@ -19,6 +19,7 @@ from nexus.errors import error_body
 from workspaces import access
 from workspaces.access import AccessDenied, Principal
 from workspaces.models import Workspace
+from workspaces.services.errors import ErrorCode
 from workspaces.ws_auth import principal_from_token
 
 WWW_AUTHENTICATE = 'Bearer realm="nexus"'
@@ -51,12 +52,12 @@ def authorize(raw_token: str | None, workspace_slug: str) -> Caller:
     if principal is None:
         reason = "is not valid or has expired" if raw_token else "is missing"
         raise AccessDenied(
-            401, "UNAUTHENTICATED",
+            401, ErrorCode.UNAUTHENTICATED,
             f"The bearer token {reason}: send 'Authorization: Bearer <JWT>' (manage.py nexus_token prints one)",
         )
     workspace = Workspace.objects.filter(slug=workspace_slug).first()
     if workspace is None:
-        raise AccessDenied(404, "NOT_FOUND", f"Workspace '{workspace_slug}' not found")
+        raise AccessDenied(404, ErrorCode.NOT_FOUND, f"Workspace '{workspace_slug}' not found")
     role = access.check(principal, workspace, access.PANEL_READ)
     try:
         access.check_role(principal, workspace, role, access.PANEL_EXECUTE)

@@ -21,6 +21,7 @@ from workspaces.mcp.auth import Caller
 from workspaces.models import Panel, PanelStatus, Workspace
 from workspaces.nxml import PanelDefinition
 from workspaces.services import panels as panel_service
+from workspaces.services.errors import ErrorCode
 from workspaces.services.panels import ProgressCallback, ServiceError, definition_of, in_worker
 
 SEPARATOR = "__"
@@ -74,7 +75,7 @@ def _resolve(workspace: Workspace, name: str) -> tuple[Panel, str]:
         if panel is not None and definition_of(panel).tool(tool) is not None:
             return panel, tool
     raise ServiceError(
-        "TOOL_NOT_FOUND",
+        ErrorCode.TOOL_NOT_FOUND,
         f"No tool '{name}' in workspace '{workspace.slug}': names are <panelId>{SEPARATOR}<toolName>, see tools/list",
     )
 
@@ -106,7 +107,7 @@ async def call_tool(
     except ServiceError as exc:
         return refusal(exc.code, exc.message, exc.details)
     except (OperationalError, InterfaceError):
-        return refusal("UNAVAILABLE", "Database unavailable: retry the call later")
+        return refusal(ErrorCode.UNAVAILABLE, "Database unavailable: retry the call later")
     return result_of(outcome.body(), is_error=outcome.status == "error")
 
 

@@ -11,11 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime.capabilities import parse_handler_tree
+from runtime.errors import ErrorCode
 
 SyntaxChecker = Callable[[str], "dict[str, Any] | None"]
 
 # What a checker answers when compiling the handler hit a limit rather than a syntax error.
-_LIMIT_CODES = frozenset({"TIMEOUT", "MEMORY_LIMIT", "RESOURCE_LIMIT"})
+_LIMIT_CODES = frozenset({ErrorCode.TIMEOUT, ErrorCode.MEMORY_LIMIT, ErrorCode.RESOURCE_LIMIT})
 
 
 class CheckTooExpensive(Exception):

@@ -33,6 +33,7 @@ from workspaces.nxml.tree import ScheduleDef
 
 # panels calls sync() while storing a source, so each module reaches the other through its name.
 from workspaces.services import panels as panel_service
+from workspaces.services.errors import ErrorCode
 
 logger = logging.getLogger("nexus.schedules")
 
@@ -164,7 +165,7 @@ async def run(claim: Claim, actor: str = ACTOR, observe_lag: bool = True) -> dic
         body = {"status": "error", "error": {"code": exc.code, "message": exc.message}}
     except Exception:  # a scheduler bug must not end the loop; the run is recorded as failed
         logger.exception("schedule %s of panel %s crashed", claim.name, claim.panel_pk)
-        body = {"status": "error", "error": {"code": "INTERNAL_ERROR", "message": "The scheduled run crashed"}}
+        body = {"status": "error", "error": {"code": ErrorCode.INTERNAL_ERROR, "message": "The scheduled run crashed"}}
     status = "success" if body["status"] == "success" else "error"
     SCHEDULE_RUNS_TOTAL.labels(status).inc()
     await panel_service.in_worker(finish)(claim, started, status, body.get("error"))
@@ -175,7 +176,7 @@ def _panel(panel_pk: int) -> Panel:
     try:
         panel: Panel = panel_service.hot_panels().get(pk=panel_pk)
     except Panel.DoesNotExist:
-        raise panel_service.ServiceError("NOT_FOUND", "Panel was deleted") from None
+        raise panel_service.ServiceError(ErrorCode.NOT_FOUND, "Panel was deleted") from None
     return panel
 
 
@@ -196,7 +197,7 @@ def get_schedule(panel: Panel, name: str) -> Schedule:
         return Schedule.objects.select_related("panel").get(panel=panel, name=name)
     except Schedule.DoesNotExist:
         known = ", ".join(Schedule.objects.filter(panel=panel).values_list("name", flat=True)) or "none"
-        raise panel_service.ServiceError("NOT_FOUND", f"Panel '{panel.panel_id}' has no schedule '{name}' "
+        raise panel_service.ServiceError(ErrorCode.NOT_FOUND, f"Panel '{panel.panel_id}' has no schedule '{name}' "
                                         f"(schedules: {known})") from None
 
 
@@ -225,10 +226,10 @@ def claim_now(schedule: Schedule) -> Claim:
         row = Schedule.objects.select_for_update(of=("self",)).select_related("panel").get(pk=schedule.pk)
         if row.panel.status == PanelStatus.STOPPED:
             raise panel_service.ServiceError(
-                "INVALID_REQUEST", f"Panel '{row.panel.panel_id}' is stopped; start it to run its schedules")
+                ErrorCode.INVALID_REQUEST, f"Panel '{row.panel.panel_id}' is stopped; start it to run its schedules")
         if row.running_until is not None and row.running_until > now:
             raise panel_service.ServiceError(
-                "SCHEDULE_RUNNING", f"Schedule '{row.name}' is running now; run it again when that run ends")
+                ErrorCode.SCHEDULE_RUNNING, f"Schedule '{row.name}' is running now; run it again when that run ends")
         row.running_until = now + timedelta(seconds=LEASE_S)
         row.save(update_fields=["running_until"])
     return Claim(row.pk, row.panel_id, row.name, row.tool, dict(row.args), now)

@@ -24,6 +24,7 @@ from django.db.models.signals import post_delete
 
 from workspaces.models import Membership, Panel, Role, Workspace
 from workspaces.services import panels as panel_service
+from workspaces.services.errors import ErrorCode
 from workspaces.services.panels import ServiceError, in_worker
 from workspaces.services.publish import announce_access_change
 
@@ -53,7 +54,7 @@ def _locked(workspace: Workspace) -> Workspace:
     try:
         return Workspace.objects.select_for_update().get(pk=workspace.pk)
     except Workspace.DoesNotExist:
-        raise ServiceError("NOT_FOUND", f"Workspace '{workspace.slug}' no longer exists") from None
+        raise ServiceError(ErrorCode.NOT_FOUND, f"Workspace '{workspace.slug}' no longer exists") from None
 
 
 # ---------------------------------------------------------------- workspaces
@@ -67,7 +68,7 @@ def create_workspace(slug: str, name: str, owner: Any = None, max_panels: int | 
             if owner is not None:
                 Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
     except IntegrityError:
-        raise ServiceError("INVALID_REQUEST", f"A workspace with slug '{slug}' already exists") from None
+        raise ServiceError(ErrorCode.INVALID_REQUEST, f"A workspace with slug '{slug}' already exists") from None
     return workspace
 
 
@@ -118,7 +119,7 @@ def _membership(workspace: Workspace, user: Any) -> Membership:
     )
     if membership is None:
         username = getattr(user, "username", user)
-        raise ServiceError("NOT_FOUND", f"'{username}' is not a member of '{workspace.slug}'")
+        raise ServiceError(ErrorCode.NOT_FOUND, f"'{username}' is not a member of '{workspace.slug}'")
     return membership
 
 
@@ -128,7 +129,7 @@ def _keep_an_owner(membership: Membership) -> None:
         return
     owners = Membership.objects.filter(workspace_id=membership.workspace_id, role=Role.OWNER).count()
     if owners <= 1:
-        raise ServiceError("INVALID_REQUEST", LAST_OWNER)
+        raise ServiceError(ErrorCode.INVALID_REQUEST, LAST_OWNER)
 
 
 def add_member(workspace: Workspace, user: Any, role: str = Role.VIEWER) -> Membership:
@@ -136,7 +137,7 @@ def add_member(workspace: Workspace, user: Any, role: str = Role.VIEWER) -> Memb
         locked = _locked(workspace)
         if Membership.objects.filter(workspace=locked, user=user).exists():
             raise ServiceError(
-                "INVALID_REQUEST", f"'{user.get_username()}' is already a member; change the role instead"
+                ErrorCode.INVALID_REQUEST, f"'{user.get_username()}' is already a member; change the role instead"
             )
         return Membership.objects.create(workspace=locked, user=user, role=role)
 

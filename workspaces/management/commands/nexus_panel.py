@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from workspaces.models import Panel, Workspace
 from workspaces.services import panels as panel_service
+from workspaces.services.errors import ErrorCode
 from workspaces.services.panels import ServiceError
 
 
@@ -101,7 +102,7 @@ class Command(BaseCommand):
         self.stdout.write(f"replaced the NXML of {panel}")
 
     def _refusal(self, path: str, exc: ServiceError) -> CommandError:
-        if exc.code == "INVALID_NXML":
+        if exc.code == ErrorCode.INVALID_NXML:
             for line in located(path, exc.details["errors"]):
                 self.stdout.write(line)
             return CommandError(f"{path}: {len(exc.details['errors'])} NXML error(s); nothing imported", returncode=1)

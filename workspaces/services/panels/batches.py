@@ -8,6 +8,7 @@ from runtime import ExecutionResult
 from runtime.capabilities import CapabilitySet
 from workspaces.nxml import PanelDefinition
 from workspaces.services import panel_rows
+from workspaces.services.errors import ErrorCode
 from workspaces.services.panels.computed import compute, computed_names, sandbox_key, state_types
 from workspaces.services.panels.errors import BatchRefused, ServiceError
 from workspaces.services.panels.records import Commit, PanelRef
@@ -18,41 +19,37 @@ from workspaces.services.values import describe, matches_type, unstorable_text
 def _check_mutation(definition: PanelDefinition, capabilities: CapabilitySet | None, mutation: dict[str, Any]) -> None:
     key = mutation.get("key")
     if not isinstance(key, str):
-        raise BatchRefused({"code": "EXECUTION_ERROR", "message": "Mutation without a key"})
+        raise BatchRefused(ErrorCode.EXECUTION_ERROR, "Mutation without a key")
     if key in computed_names(definition):
-        raise BatchRefused({"code": "PERMISSION_DENIED", "message": f"State key '{key}' is computed and read-only"})
+        raise BatchRefused(ErrorCode.PERMISSION_DENIED, f"State key '{key}' is computed and read-only")
     if capabilities is not None and not capabilities.can_write(key):
-        raise BatchRefused({"code": "PERMISSION_DENIED", "message": f"No capability to write state key '{key}'"})
+        raise BatchRefused(ErrorCode.PERMISSION_DENIED, f"No capability to write state key '{key}'")
     state_type = state_types(definition).get(key)
     if state_type is None and mutation.get("operation") == "delete":
         return
     if state_type is None:
-        raise BatchRefused({"code": "EXECUTION_ERROR", "message": f"State key '{key}' is not declared in <Data>"})
+        raise BatchRefused(ErrorCode.EXECUTION_ERROR, f"State key '{key}' is not declared in <Data>")
     if mutation.get("operation") == "set":
         value = mutation.get("value")
         problem = unstorable_text(value)
         if problem:
             message = f"State key '{key}' cannot be stored: {problem}"
-            raise BatchRefused({"code": "EXECUTION_ERROR", "message": message})
+            raise BatchRefused(ErrorCode.EXECUTION_ERROR, message)
         if value is not None and not matches_type(state_type, value):
-            raise BatchRefused(
-                {
-                    "code": "EXECUTION_ERROR",
-                    "message": f"State key '{key}' is a {state_type}, not a {describe(value)}",
-                }
-            )
+            message = f"State key '{key}' is a {state_type}, not a {describe(value)}"
+            raise BatchRefused(ErrorCode.EXECUTION_ERROR, message)
 
 
 def _check_event(capabilities: CapabilitySet | None, event: dict[str, Any]) -> None:
     if capabilities is not None and not capabilities.can_emit(str(event.get("name"))):
-        raise BatchRefused({"code": "PERMISSION_DENIED", "message": f"No capability to emit '{event.get('name')}'"})
+        raise BatchRefused(ErrorCode.PERMISSION_DENIED, f"No capability to emit '{event.get('name')}'")
 
 
 def _check_view_command(capabilities: CapabilitySet | None, command: dict[str, Any]) -> None:
     if capabilities is not None and not capabilities.can_update_view(str(command.get("componentId"))):
-        raise BatchRefused(
-            {"code": "PERMISSION_DENIED", "message": f"No capability to update view '{command.get('componentId')}'"}
-        )
+        component = command.get("componentId")
+        raise BatchRefused(ErrorCode.PERMISSION_DENIED, f"No capability to update view '{component}'")
+
 
 class Conflict(Exception):
     """Another process committed to the panel after this segment read it."""
@@ -103,5 +100,5 @@ def apply_batch(
 def read_state(panel_pk: int, lock: bool) -> tuple[dict[str, Any], int]:
     row = panel_rows.read_state(panel_pk, lock=lock)
     if row is None:
-        raise ServiceError("NOT_FOUND", "Panel was deleted")
+        raise ServiceError(ErrorCode.NOT_FOUND, "Panel was deleted")
     return row

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from workspaces.models import Panel
 from workspaces.nxml import NXMLValidationError, PanelDefinition, parse_nxml
+from workspaces.services.errors import ErrorCode
 from workspaces.services.panels.errors import ServiceError
 from workspaces.services.panels.workers import in_worker
 from workspaces.services.sandbox import check_syntax
@@ -67,7 +68,7 @@ def parse_source(source: str) -> PanelDefinition:
                           min_schedule_interval_s=settings.NEXUS.SCHEDULE_MIN_INTERVAL)
     except NXMLValidationError as exc:
         raise ServiceError(
-            "INVALID_NXML",
+            ErrorCode.INVALID_NXML,
             f"NXML has {len(exc.errors)} error(s)",
             {"errors": [error.to_dict() for error in exc.errors]},
         ) from None

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from workspaces.services.errors import CodedError
 
-class ServiceError(Exception):
-    """A refusal with an API error code (see workspaces.api.errors.STATUS_CODES)."""
 
-    def __init__(self, code: str, message: str, details: Any = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details
+class ServiceError(CodedError):
+    """A refusal with an ErrorCode, a message and optional details (see workspaces.api.errors.STATUS_CODES)."""
 
 
 class BatchRefused(Exception):
     """A handler's batch broke a rule (capability, type, declaration); carries the error to report."""
 
-    def __init__(self, error: dict[str, Any]) -> None:
-        super().__init__(error.get("message", ""))
-        self.error = error
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.error: dict[str, Any] = {"code": code, "message": message}

@@ -15,6 +15,7 @@ from workspaces.models import Panel, PanelStatus, RunKind
 from workspaces.nxml import PanelDefinition
 from workspaces.services import activity
 from workspaces.services import extensions as extension_service
+from workspaces.services.errors import ErrorCode
 from workspaces.services.panels.definitions import adefinition_of
 from workspaces.services.panels.errors import ServiceError
 from workspaces.services.panels.records import Commit, HandlerRun, Outcome, ProgressCallback
@@ -79,11 +80,11 @@ def check_args(definition: PanelDefinition, tool_name: str, args: Any) -> dict[s
     """A tool's arguments checked against its declaration, with defaults filled in; INVALID_ARGS lists every problem."""
     tool = definition.tool(tool_name)
     if tool is None:
-        raise ServiceError("TOOL_NOT_FOUND", f"Tool '{tool_name}' not found")
+        raise ServiceError(ErrorCode.TOOL_NOT_FOUND, f"Tool '{tool_name}' not found")
     if args is None:
         args = {}
     if not isinstance(args, dict):
-        raise ServiceError("INVALID_ARGS", "args must be an object")
+        raise ServiceError(ErrorCode.INVALID_ARGS, "args must be an object")
     declared = {arg.name: arg for arg in tool.args}
     problems = [f"unknown argument '{name}'" for name in args if name not in declared]
     checked: dict[str, Any] = {}
@@ -100,7 +101,7 @@ def check_args(definition: PanelDefinition, tool_name: str, args: Any) -> dict[s
     if problem:
         problems.append(f"arguments cannot be used: {problem}")
     if problems:
-        raise ServiceError("INVALID_ARGS", "; ".join(problems), {"problems": problems})
+        raise ServiceError(ErrorCode.INVALID_ARGS, "; ".join(problems), {"problems": problems})
     return checked
 
 
@@ -132,11 +133,11 @@ async def run_tool(
 ) -> Outcome:
     """Run a panel's tool with these arguments; refusals (stopped panel, unknown tool, bad args) raise ServiceError."""
     if lifecycle.is_draining():
-        raise ServiceError("UNAVAILABLE", "Server is shutting down")
+        raise ServiceError(ErrorCode.UNAVAILABLE, "Server is shutting down")
     if panel.status == PanelStatus.STOPPED:
-        raise ServiceError("INVALID_REQUEST", f"Panel '{panel.panel_id}' is stopped")
+        raise ServiceError(ErrorCode.INVALID_REQUEST, f"Panel '{panel.panel_id}' is stopped")
     if scope is not None and not isinstance(scope, dict):
-        raise ServiceError("INVALID_REQUEST", "scope must be an object")
+        raise ServiceError(ErrorCode.INVALID_REQUEST, "scope must be an object")
     definition = await adefinition_of(panel)
     checked = check_args(definition, tool_name, args)
     tool = definition.tool(tool_name)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from workspaces.models import Panel, PanelStatus, Workspace
 from workspaces.nxml import PanelDefinition
 from workspaces.services import catalog, schedules
+from workspaces.services.errors import ErrorCode
 from workspaces.services.panels.computed import compute, sandbox_key
 from workspaces.services.panels.definitions import definition_digest, parse_source
 from workspaces.services.panels.errors import ServiceError
@@ -29,7 +30,7 @@ def get_panel(workspace: Workspace | str, panel_id: str) -> Panel:
     try:
         return Panel.objects.select_related("workspace").get(workspace__slug=slug, panel_id=panel_id)
     except Panel.DoesNotExist:
-        raise ServiceError("NOT_FOUND", f"Panel '{panel_id}' not found") from None
+        raise ServiceError(ErrorCode.NOT_FOUND, f"Panel '{panel_id}' not found") from None
 
 
 # Paths under /panels/ that are not panels.
@@ -61,10 +62,11 @@ def _store_new_panel(workspace: Workspace, source: str, definition: PanelDefinit
             locked = Workspace.objects.select_for_update().get(pk=workspace.pk)
             panel_id = panel_id or _default_panel_id(locked, definition)
             if Panel.objects.filter(workspace=locked, panel_id=panel_id).exists():
-                raise ServiceError("PANEL_EXISTS", f"Panel '{panel_id}' already exists")
+                raise ServiceError(ErrorCode.PANEL_EXISTS, f"Panel '{panel_id}' already exists")
             if Panel.objects.filter(workspace=locked).count() >= locked.panel_limit:
-                raise ServiceError("MAX_PANELS", f"Workspace '{locked.slug}' already has {locked.panel_limit} panels",
-                                   {"maxPanels": locked.panel_limit})
+                limit = locked.panel_limit
+                raise ServiceError(ErrorCode.MAX_PANELS, f"Workspace '{locked.slug}' already has {limit} panels",
+                                   {"maxPanels": limit})
             panel = Panel.objects.create(
                 workspace=locked, panel_id=panel_id, source=source, definition=tree,
                 definition_hash=definition_digest(tree),
@@ -74,7 +76,7 @@ def _store_new_panel(workspace: Workspace, source: str, definition: PanelDefinit
             schedules.sync(panel, definition)
             return panel
     except IntegrityError:
-        raise ServiceError("PANEL_EXISTS", f"Panel '{panel_id}' already exists") from None
+        raise ServiceError(ErrorCode.PANEL_EXISTS, f"Panel '{panel_id}' already exists") from None
 
 
 @in_worker
@@ -120,14 +122,14 @@ async def create_panel(
 ) -> tuple[Panel, Outcome | None]:
     """Parse, store and mount a new panel; returns it with the outcome of its mount handler."""
     if not isinstance(source, str) or not source.strip():
-        raise ServiceError("INVALID_REQUEST", "source must be a non-empty NXML string")
+        raise ServiceError(ErrorCode.INVALID_REQUEST, "source must be a non-empty NXML string")
     if extension_config is not None and not isinstance(extension_config, dict):
-        raise ServiceError("INVALID_REQUEST", "extensions must be an object keyed by alias")
+        raise ServiceError(ErrorCode.INVALID_REQUEST, "extensions must be an object keyed by alias")
     problem = unstorable_text(source) or unstorable_text(extension_config)
     if problem:
-        raise ServiceError("INVALID_REQUEST", f"The panel cannot be stored: {problem}")
+        raise ServiceError(ErrorCode.INVALID_REQUEST, f"The panel cannot be stored: {problem}")
     if panel_id in RESERVED_PANEL_IDS:
-        raise ServiceError("INVALID_REQUEST", f"Panel id '{panel_id}' is reserved: the API uses that path")
+        raise ServiceError(ErrorCode.INVALID_REQUEST, f"Panel id '{panel_id}' is reserved: the API uses that path")
     definition = await in_worker(parse_source)(source)
     _check_extension_aliases(definition, extension_config or {})
     overrides = _initial_overrides(definition, initial_state)
@@ -141,16 +143,18 @@ def _initial_overrides(definition: PanelDefinition, initial_state: Any) -> dict[
     if initial_state is None:
         return {}
     if not isinstance(initial_state, dict):
-        raise ServiceError("INVALID_REQUEST", "initialState must be an object keyed by state name")
+        raise ServiceError(ErrorCode.INVALID_REQUEST, "initialState must be an object keyed by state name")
     for key, value in initial_state.items():
         state = definition.state(key)
         if state is None:
-            raise ServiceError("INVALID_REQUEST", f"initialState names '{key[:64]}', which is not a declared <State>")
+            message = f"initialState names '{key[:64]}', which is not a declared <State>"
+            raise ServiceError(ErrorCode.INVALID_REQUEST, message)
         if not matches_type(state.type, value):
-            raise ServiceError("INVALID_REQUEST", f"initialState '{key}' is a {state.type}, not a {describe(value)}")
+            message = f"initialState '{key}' is a {state.type}, not a {describe(value)}"
+            raise ServiceError(ErrorCode.INVALID_REQUEST, message)
         problem = unstorable_text(value)
         if problem:
-            raise ServiceError("INVALID_REQUEST", f"initialState '{key}' cannot be stored: {problem}")
+            raise ServiceError(ErrorCode.INVALID_REQUEST, f"initialState '{key}' cannot be stored: {problem}")
     return dict(initial_state)
 
 
@@ -161,7 +165,7 @@ def _check_extension_aliases(definition: PanelDefinition, extension_config: dict
     if unknown:
         known = ", ".join(sorted(declared)) or "none"
         raise ServiceError(
-            "INVALID_REQUEST",
+            ErrorCode.INVALID_REQUEST,
             f"extensions names {', '.join(repr(a) for a in unknown)}, which the NXML does not declare "
             f"(declared aliases: {known}); key the configuration by the alias of an <Extension>",
         )

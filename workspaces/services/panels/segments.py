@@ -19,6 +19,7 @@ from runtime.errors import RuntimeBusyError
 from runtime.execution import capability_set
 from workspaces.models import AuditOutcome, AuditRecord
 from workspaces.services import extensions as extension_service
+from workspaces.services.errors import ErrorCode
 from workspaces.services.panels.batches import Conflict, apply_batch, read_state
 from workspaces.services.panels.computed import sandbox_key
 from workspaces.services.panels.errors import BatchRefused, ServiceError
@@ -61,10 +62,10 @@ def _exclusive_segment(run: HandlerRun, step: Step, repeatable: bool) -> Segment
                         return outcome
             return _locked_segment(run, step)
     except RuntimeBusyError as exc:
-        raise ServiceError("RUNTIME_BUSY", str(exc) or "All sandbox instances are busy") from None
+        raise ServiceError(ErrorCode.RUNTIME_BUSY, str(exc) or "All sandbox instances are busy") from None
     except (OperationalError, InterfaceError) as exc:
         logger.warning("database unavailable during %s: %s", run.handler_name, exc)
-        raise ServiceError("UNAVAILABLE", "Database unavailable") from None
+        raise ServiceError(ErrorCode.UNAVAILABLE, "Database unavailable") from None
 
 
 def _optimistic_segment(run: HandlerRun, step: Step) -> SegmentOutcome | None:
@@ -122,7 +123,7 @@ def _context(run: HandlerRun, state: dict[str, Any]) -> ExecutionContext:
 
 
 def _audit_failure(run: HandlerRun, error: dict[str, Any]) -> None:
-    if error.get("code") != "PERMISSION_DENIED":
+    if error.get("code") != ErrorCode.PERMISSION_DENIED:
         return
     AuditRecord.record(
         workspace=run.workspace_slug,

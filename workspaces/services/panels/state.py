@@ -10,6 +10,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from nexus import lifecycle
 from workspaces.models import Panel
 from workspaces.nxml import PanelDefinition
+from workspaces.services.errors import ErrorCode
 from workspaces.services.panels.batches import apply_batch, read_state
 from workspaces.services.panels.computed import computed_names
 from workspaces.services.panels.definitions import adefinition_of
@@ -24,16 +25,16 @@ logger = logging.getLogger("nexus.panels")
 async def set_value(panel: Panel, key: Any, value: Any, actor: str = "") -> Commit:
     """Set a state key that an Input or Switch binds, as one committed change."""
     if lifecycle.is_draining():
-        raise ServiceError("UNAVAILABLE", "Server is shutting down")
+        raise ServiceError(ErrorCode.UNAVAILABLE, "Server is shutting down")
     definition = await adefinition_of(panel)
     bound = definition.bound_keys()
     if not isinstance(key, str) or key not in bound:
-        raise ServiceError("INVALID_REQUEST", f"State key '{key}' is not bound by an Input or Switch")
+        raise ServiceError(ErrorCode.INVALID_REQUEST, f"State key '{key}' is not bound by an Input or Switch")
     if not matches_type(bound[key], value):
-        raise ServiceError("INVALID_REQUEST", f"State key '{key}' is a {bound[key]}, not a {describe(value)}")
+        raise ServiceError(ErrorCode.INVALID_REQUEST, f"State key '{key}' is a {bound[key]}, not a {describe(value)}")
     problem = unstorable_text(value)
     if problem:
-        raise ServiceError("INVALID_REQUEST", f"State key '{key}' cannot be stored: {problem}")
+        raise ServiceError(ErrorCode.INVALID_REQUEST, f"State key '{key}' cannot be stored: {problem}")
     return await _apply_direct(PanelRef.of(panel), definition, [{"key": key, "value": value, "operation": "set"}])
 
 
@@ -44,10 +45,10 @@ def _apply_direct(ref: PanelRef, definition: PanelDefinition, mutations: list[di
             state, version = read_state(ref.pk, lock=True)
             return apply_batch(ref, definition, state, version, None, None, mutations)
     except BatchRefused as failed:
-        raise ServiceError("INVALID_REQUEST", failed.error["message"]) from None
+        raise ServiceError(ErrorCode.INVALID_REQUEST, failed.error["message"]) from None
     except (OperationalError, InterfaceError) as exc:
         logger.warning("database unavailable while changing %s: %s", ref, exc)
-        raise ServiceError("UNAVAILABLE", "Database unavailable") from None
+        raise ServiceError(ErrorCode.UNAVAILABLE, "Database unavailable") from None
 
 
 async def reset_state(panel: Panel) -> Commit:
