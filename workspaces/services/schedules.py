@@ -240,6 +240,3 @@ async def run_now(schedule: Schedule, actor: str) -> dict[str, Any]:
     claim = await panel_service.in_worker(claim_now)(schedule)
     return await run(claim, actor=actor, observe_lag=False)
 
-
-def schedules_of(panel: Panel) -> list[Schedule]:
-    return list(Schedule.objects.filter(panel=panel).order_by("name"))
