@@ -1,4 +1,4 @@
-"""Every nexus_* Prometheus metric of the product, in the default registry (SPEC §10).
+"""Every nexus_* Prometheus metric of the product, in the default registry (docs/operations.md, "Metrics").
 
 The runtime feeds the handler, instance, cache, memory, host-call and error metrics: it
 counts in plain Python (``runtime.telemetry``) and the collector below applies the counts

@@ -42,7 +42,9 @@ CLOSE_RECONNECT = 1012
 AGE_JITTER = 0.1
 RECONNECT_HINT_MS = (500, 2000)
 ACCESS_RECHECK_S = 10.0
-REORDER_WAIT_S = 0.5
+# A commit published by another process can arrive after a later one from this process; under load
+# that lag passed half a second, so a watcher skipped versions. Only a gap waits this long.
+REORDER_WAIT_S = 2.0
 CLOSE_CODES = {401: CLOSE_UNAUTHENTICATED, 403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND}
 # Tasks that only watch the socket (no client request in them): cancelled when it closes.
 WATCHER_TASKS = ("_heartbeat", "_expire", "_age_out", "_reconnect_after")

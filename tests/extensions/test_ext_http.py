@@ -480,7 +480,7 @@ def test_from_settings_defaults():
 
 
 @pytest.mark.parametrize(
-    ("settings", "key"),
+    ("values", "key"),
     [
         ({"HTTP_MAX_CONCURRENT": "0"}, "HTTP_MAX_CONCURRENT"),
         ({"HTTP_TIMEOUT": "soon"}, "HTTP_TIMEOUT"),
@@ -491,6 +491,6 @@ def test_from_settings_defaults():
         ({"HTTP_ALLOWED_PRIVATE_HOSTS": "*.internal"}, "HTTP_ALLOWED_PRIVATE_HOSTS"),
     ],
 )
-def test_invalid_settings_name_the_key(settings, key):
+def test_invalid_settings_name_the_key(values, key):
     with pytest.raises(ValueError, match=key):
-        HttpExtension.from_settings(settings)
+        HttpExtension.from_settings(values)
