@@ -189,3 +189,23 @@ class Schedule(models.Model):
     @property
     def expression(self) -> str:
         return f"every {self.every}" if self.every_seconds is not None else self.cron
+
+
+class PanelRevision(models.Model):
+    """One stored source of a panel; number 1 is the source it was created with."""
+
+    panel = models.ForeignKey(Panel, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    author = models.ForeignKey(django_settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                               null=True, blank=True, related_name="panel_revisions")
+    created_at = models.DateTimeField(default=timezone.now)
+    message = models.CharField(max_length=500, blank=True)
+    source = models.TextField()
+    content_hash = models.CharField(max_length=64, help_text="SHA-256 of the source text.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["panel", "number"], name="unique_panel_revision")]
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"{self.panel} r{self.number}"
