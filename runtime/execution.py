@@ -26,7 +26,8 @@ class ExecutionContext:
     """Everything one handler execution may see and do.
 
     ``capabilities`` are capability tokens (``state:read:KEY`` ..., see docs/nxml.md); ``extensions``
-    maps each alias reachable as ``$ext.<alias>`` to the method names it offers.
+    maps each alias reachable as ``$ext.<alias>`` to the method names it offers; ``tenant``
+    names the owner whose turn the execution takes when it waits for a sandbox (default: the panel).
     Malformed tokens raise ValueError here, before anything runs.
     """
 
@@ -37,6 +38,7 @@ class ExecutionContext:
     capabilities: Iterable[str]
     scope: Mapping[str, Any] | None = None
     extensions: Mapping[str, Iterable[str]] | None = None
+    tenant: str | None = None
     capability_set: CapabilitySet = field(init=False, repr=False, compare=False)
     extension_methods: dict[str, list[str]] = field(init=False, repr=False, compare=False)
     # Identifies the capability set and extension table as the guest caches them.

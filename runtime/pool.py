@@ -6,6 +6,11 @@ a new one while the pool is below ``max_instances``; only then does it take anot
 panel's idle instance, which is replaced by a pristine copy before use, so nothing of one
 panel is ever visible to another. Instances that failed, hit a limit, or served many
 executions are discarded and the pool is topped up to ``min_instances``.
+
+When every instance is busy, callers wait in one queue per tenant (a workspace, say): the
+next free instance goes to the oldest caller of the tenant whose turn it is, and tenants
+take turns round-robin, so a tenant with many waiting callers cannot hold back one with a
+few. A caller that waits longer than its timeout gets ``RuntimeBusyError``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
+from dataclasses import dataclass, field
 
 from .engine import GuestModule
 from .errors import RuntimeBusyError, RuntimeClosedError
@@ -25,13 +32,73 @@ logger = logging.getLogger(__name__)
 MAX_EXECUTIONS_PER_INSTANCE = 20_000
 
 
+@dataclass(eq=False)
+class _Waiter:
+    """One caller waiting for an instance; woken through its own condition when it is next."""
+
+    tenant: str
+    wakeup: threading.Condition
+    served: bool = field(default=False)
+
+
+class _FairQueue:
+    """Waiting callers: FIFO within a tenant, tenants served round-robin. Guarded by the pool lock."""
+
+    def __init__(self) -> None:
+        self._by_tenant: dict[str, deque[_Waiter]] = {}
+        self._turns: deque[str] = deque()  # tenants with waiting callers, next turn first
+        self.size = 0
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+    def push(self, waiter: _Waiter) -> None:
+        queue = self._by_tenant.get(waiter.tenant)
+        if queue is None:
+            queue = self._by_tenant[waiter.tenant] = deque()
+            self._turns.append(waiter.tenant)
+        queue.append(waiter)
+        self.size += 1
+
+    def head(self) -> _Waiter | None:
+        """The caller served next: the oldest one of the tenant whose turn it is."""
+        return self._by_tenant[self._turns[0]][0] if self._turns else None
+
+    def pop_head(self) -> None:
+        """The head was served; its tenant goes to the back of the turns."""
+        tenant = self._turns.popleft()
+        queue = self._by_tenant[tenant]
+        queue.popleft()
+        self.size -= 1
+        if queue:
+            self._turns.append(tenant)
+        else:
+            del self._by_tenant[tenant]
+
+    def remove(self, waiter: _Waiter) -> None:
+        """A caller gave up (timeout, closed pool); its tenant keeps its place in the turns."""
+        queue = self._by_tenant.get(waiter.tenant)
+        if queue is None or waiter not in queue:
+            return
+        queue.remove(waiter)
+        self.size -= 1
+        if not queue:
+            del self._by_tenant[waiter.tenant]
+            self._turns.remove(waiter.tenant)
+
+    def tenants(self) -> int:
+        return len(self._turns)
+
+    def all(self) -> list[_Waiter]:
+        return [waiter for queue in self._by_tenant.values() for waiter in queue]
+
+
 class Pool:
     def __init__(self, guest: GuestModule, config: RuntimeConfig) -> None:
         self._guest = guest
         self._config = config
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._waiting = 0
+        self._waiters = _FairQueue()
         self._idle: list[Sandbox] = []
         self._total = 0  # idle + checked out + being created
         self._checked_out = 0
@@ -70,38 +137,28 @@ class Pool:
             self._closed = True
             idle, self._idle = self._idle, []
             self._total -= len(idle)
-            self._cond.notify_all()
+            for waiter in self._waiters.all():
+                waiter.wakeup.notify()
         for sandbox in idle:
             self._destroy(sandbox)
 
     # -- checkout ----------------------------------------------------------------
 
-    def acquire(self, panel_id: str, timeout_s: float) -> Sandbox:
-        """Check out an instance for ``panel_id``: one of its own, or a pristine one."""
-        deadline: float | None = None
+    def acquire(self, panel_id: str, timeout_s: float, *, tenant: str | None = None) -> Sandbox:
+        """Check out an instance for ``panel_id``: one of its own, or a pristine one.
+
+        ``tenant`` names whose turn a waiting caller takes (default: the panel itself); while
+        any caller waits, a new caller queues behind the others instead of overtaking them.
+        """
         with self._lock:
-            while True:
-                if self._closed:
-                    raise RuntimeClosedError("the runtime is closed")
-                sandbox, create = self._pick(panel_id)
-                if sandbox is not None or create:
-                    self._checked_out += 1
-                    if create:
-                        self._total += 1
-                    break
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + timeout_s
-                if now >= deadline:
-                    raise RuntimeBusyError(
-                        f"all {self._config.max_instances} sandbox instances are busy "
-                        f"(waited {timeout_s * 1000:.0f} ms)"
-                    )
-                self._waiting += 1
-                try:
-                    self._cond.wait(deadline - now)
-                finally:
-                    self._waiting -= 1
+            if self._closed:
+                raise RuntimeClosedError("the runtime is closed")
+            sandbox, create = (None, False) if self._waiters else self._pick(panel_id)
+            if sandbox is None and not create:
+                sandbox, create = self._wait_turn(panel_id, panel_id if tenant is None else tenant, timeout_s)
+            self._checked_out += 1
+            if create:
+                self._total += 1
         try:
             if sandbox is None:
                 sandbox = self._create()
@@ -115,6 +172,36 @@ class Pool:
             raise
         sandbox.panel_id = panel_id
         return sandbox
+
+    def _wait_turn(self, panel_id: str, tenant: str, timeout_s: float) -> tuple[Sandbox | None, bool]:
+        """Queue until this caller is the head and an instance is free; the lock is held."""
+        waiter = _Waiter(tenant, threading.Condition(self._lock))
+        self._waiters.push(waiter)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                if self._closed:
+                    raise RuntimeClosedError("the runtime is closed")
+                if self._waiters.head() is waiter:
+                    sandbox, create = self._pick(panel_id)
+                    if sandbox is not None or create:
+                        self._waiters.pop_head()
+                        waiter.served = True
+                        self._wake()  # the next head may find an instance too
+                        return sandbox, create
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise RuntimeBusyError(
+                        f"all {self._config.max_instances} sandbox instances are busy "
+                        f"(waited {timeout_s * 1000:.0f} ms)"
+                    )
+                waiter.wakeup.wait(remaining)
+        finally:
+            if not waiter.served:
+                was_head = self._waiters.head() is waiter
+                self._waiters.remove(waiter)
+                if was_head:
+                    self._wake()
 
     def _pick(self, panel_id: str) -> tuple[Sandbox | None, bool]:
         idle = self._idle
@@ -173,14 +260,15 @@ class Pool:
     def counts(self) -> dict[str, int]:
         with self._lock:
             return {"total": self._total, "idle": len(self._idle), "checked_out": self._checked_out,
-                    "waiting": self._waiting}
+                    "waiting": self._waiters.size, "waiting_tenants": self._waiters.tenants()}
 
     # -- internals ---------------------------------------------------------------
 
     def _wake(self) -> None:
-        """Wake one waiting caller; the lock is held."""
-        if self._waiting:
-            self._cond.notify()
+        """Wake the caller whose turn is next; the lock is held."""
+        head = self._waiters.head()
+        if head is not None:
+            head.wakeup.notify()
 
     def _create(self) -> Sandbox:
         sandbox = Sandbox(self._guest, self._config.memory_limit_bytes)

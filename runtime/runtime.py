@@ -100,7 +100,7 @@ class Runtime:
         except (TypeError, ValueError, RecursionError) as exc:
             problem = error_dict(ErrorCode.INVALID_ARGS, f"state, args and scope must be JSON data: {exc}")
             return self._failed(problem, started)
-        sandbox = self._pool.acquire(ctx.panel_id, self.config.acquire_timeout_ms / 1000)
+        sandbox = self._pool.acquire(ctx.panel_id, self.config.acquire_timeout_ms / 1000, tenant=ctx.tenant)
         handler_slot, compiled = sandbox.handlers.lookup(handler_id)
         grant_slot, granted = sandbox.capabilities.lookup(ctx.grant_key)
         extra = []
@@ -257,6 +257,8 @@ class Runtime:
             "executions": totals.executions,
             "errors": totals.errors,
             "active_instances": counts["checked_out"],
+            "waiting_callers": counts["waiting"],
+            "waiting_tenants": counts["waiting_tenants"],
             "available_instances": counts["idle"],
             "total_instances": counts["total"],
             "max_instances": self.config.max_instances,

@@ -18,7 +18,8 @@ def test_health_reports_the_documented_fields() -> None:
     body = response.json()
     assert body["status"] == "healthy"
     assert {"version", "uptime", "activePanels", "maxPanels", "runtime"} <= set(body)
-    assert {"activeInstances", "availableInstances", "cacheHitRate"} <= set(body["runtime"])
+    assert {"activeInstances", "availableInstances", "cacheHitRate", "waitingCallers"} <= set(body["runtime"])
+    assert body["runtime"]["waitingCallers"] == 0
     assert body["maxPanels"] == 10
 
 

@@ -91,5 +91,7 @@ def runtime_summary() -> dict[str, Any]:
         "executions": stats.get("executions", 0),
         "avgDurationUs": stats.get("avg_duration_us", 0),
         "suspended": stats.get("suspended", 0),
+        "waitingCallers": stats.get("waiting_callers", 0),
+        "waitingWorkspaces": stats.get("waiting_tenants", 0),
         "memoryBytes": stats.get("memory_bytes", stats.get("memory_used_bytes", 0)),
     }

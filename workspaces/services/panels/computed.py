@@ -50,6 +50,7 @@ def compute(definition: PanelDefinition, state: dict[str, Any], sandbox_key: str
         state={k: v for k, v in state.items() if k not in names},
         args={},
         capabilities=["state:read:*"],
+        tenant=sandbox_key.partition("/")[0],
     )
     result = get_runtime().execute(_computed_program(definition), context)
     if result.status != "success" or not isinstance(result.return_value, dict):

@@ -119,6 +119,7 @@ def _context(run: HandlerRun, state: dict[str, Any]) -> ExecutionContext:
         capabilities=run.capabilities,
         scope=run.scope,
         extensions=extension_service.methods_for(run.definition),
+        tenant=run.workspace_slug,
     )
 
 
