@@ -24,6 +24,15 @@ _SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+# The sandbox pool is sized by memory: at worst every instance grows to MEMORY_LIMIT_MB, so a
+# budget of 2 GiB holds 64 instances of the default 32 MiB (idle, one keeps ~0.6 MiB resident).
+DEFAULT_SANDBOX_MEMORY_BUDGET_MB = 2048
+MAX_POOL_INSTANCES = 1000
+# Without SANDBOX_MEMORY_BUDGET_MB, a container's memory limit (less this for the process
+# itself: Django, the engine, the compiled guest module) caps the default budget.
+PROCESS_RESERVE_MB = 256
+
+
 class ConfigError(ValueError):
     """An invalid configuration value; the message is one line naming the variable."""
 
@@ -126,7 +135,14 @@ class NexusConfig:
     JWT_ACCESS_TTL: int = _setting(900, _parse_duration, "access token lifetime (seconds, or 15m, 1h)")
     CORS_ORIGINS: tuple[str, ...] = _setting(("*",), _parse_list, "allowed origins, comma separated")
     BODY_LIMIT: int = _setting(1024**2, _parse_size, "largest request body and WebSocket frame")
-    MAX_INSTANCES: int = _setting(10, _int(1, 1000), "largest sandbox pool")
+    SANDBOX_MEMORY_BUDGET_MB: int = _setting(
+        DEFAULT_SANDBOX_MEMORY_BUDGET_MB, _int(1, 4_096_000),
+        "memory the sandbox pool may take at worst (MiB); sizes MAX_INSTANCES unless that is set",
+    )
+    MAX_INSTANCES: int = _setting(
+        DEFAULT_SANDBOX_MEMORY_BUDGET_MB // 32, _int(1, MAX_POOL_INSTANCES),
+        "largest sandbox pool (default: SANDBOX_MEMORY_BUDGET_MB / MEMORY_LIMIT_MB)",
+    )
     MIN_INSTANCES: int = _setting(2, _int(0, 1000), "warm sandbox instances kept ready")
     MEMORY_LIMIT_MB: int = _setting(32, _int(1, 4096), "memory per sandbox instance (MiB)")
     TIMEOUT_MS: int = _setting(5000, _int(100, 600_000), "wall-clock limit per execution (ms)")
@@ -234,6 +250,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> NexusConfig:
     for spec in fields(NexusConfig):
         if spec.name in raw:
             values[spec.name] = _parse_one(spec.name, raw[spec.name], spec.metadata["parse"])
+    if "MAX_INSTANCES" not in raw:
+        values["MAX_INSTANCES"] = _instances_within_budget(values, "SANDBOX_MEMORY_BUDGET_MB" in raw)
     config = NexusConfig(**values)
     _check_consistency(config)
     return config
@@ -245,6 +263,43 @@ def _parse_one(name: str, raw: str, parse: Callable[[str], Any]) -> Any:
     except ValueError as exc:
         shown = raw if len(raw) <= 40 else raw[:37] + "..."
         raise ConfigError(f"{name}={shown} is invalid: {exc}") from None
+
+
+def _instances_within_budget(values: dict[str, Any], budget_set: bool) -> int:
+    """MAX_INSTANCES from the memory budget: instances that fit when each grows to MEMORY_LIMIT_MB."""
+    defaults = NexusConfig()
+    memory_limit_mb = values.get("MEMORY_LIMIT_MB", defaults.MEMORY_LIMIT_MB)
+    budget_mb = values.get("SANDBOX_MEMORY_BUDGET_MB", defaults.SANDBOX_MEMORY_BUDGET_MB)
+    if not budget_set:
+        budget_mb = default_budget_mb(values.get("CGROUP_MEMORY_MAX", defaults.CGROUP_MEMORY_MAX))
+    instances = min(budget_mb // memory_limit_mb, MAX_POOL_INSTANCES)
+    if instances < 1:
+        source = f"SANDBOX_MEMORY_BUDGET_MB={budget_mb}" if budget_set else (
+            f"the default SANDBOX_MEMORY_BUDGET_MB ({budget_mb}, what the container's memory limit leaves)"
+        )
+        raise ConfigError(
+            f"{source} is invalid: holds no sandbox instance of MEMORY_LIMIT_MB={memory_limit_mb}; "
+            "raise it, lower MEMORY_LIMIT_MB, or set MAX_INSTANCES"
+        )
+    min_instances = values.get("MIN_INSTANCES", defaults.MIN_INSTANCES)
+    if min_instances > instances:
+        raise ConfigError(
+            f"MIN_INSTANCES={min_instances} is invalid: must be <= MAX_INSTANCES ({instances}, "
+            f"SANDBOX_MEMORY_BUDGET_MB={budget_mb} / MEMORY_LIMIT_MB={memory_limit_mb})"
+        )
+    return instances
+
+
+def default_budget_mb(cgroup_memory_max: str) -> int:
+    """The default budget, lowered to what a container's memory limit leaves beside the process."""
+    try:
+        text = Path(cgroup_memory_max).read_text().strip()
+    except OSError:
+        return DEFAULT_SANDBOX_MEMORY_BUDGET_MB
+    if not text.isdigit():  # "max": no limit
+        return DEFAULT_SANDBOX_MEMORY_BUDGET_MB
+    left = int(text) // (1024 * 1024) - PROCESS_RESERVE_MB
+    return max(0, min(DEFAULT_SANDBOX_MEMORY_BUDGET_MB, left))
 
 
 def _check_consistency(config: NexusConfig) -> None:

@@ -21,7 +21,9 @@ def test_defaults_match_the_documented_table() -> None:
     assert config.JWT_ACCESS_TTL == 15 * 60
     assert config.CORS_ORIGINS == ("*",)
     assert config.BODY_LIMIT == 1024 * 1024
-    assert (config.MAX_INSTANCES, config.MIN_INSTANCES) == (10, 2)
+    # SANDBOX_MEMORY_BUDGET_MB 2048 / MEMORY_LIMIT_MB 32, outside a container with a memory limit
+    uncapped = load_config({**GOOD, "CGROUP_MEMORY_MAX": "/nonexistent/memory.max"})
+    assert (uncapped.MAX_INSTANCES, config.MIN_INSTANCES) == (64, 2)
     assert (config.MEMORY_LIMIT_MB, config.TIMEOUT_MS, config.MAX_HOST_CALLS) == (32, 5000, 1000)
     assert (config.CACHE_DIR, config.MAX_CACHE_SIZE_MB) == ("/tmp/nexus-cache", 64)
     assert (config.HTTP_MAX_CONCURRENT, config.HTTP_TIMEOUT, config.HTTP_ALLOWED_DOMAINS) == (10, 30000, ())
