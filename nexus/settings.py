@@ -83,10 +83,11 @@ TEMPLATES = [
 
 
 def _database(url: str) -> dict[str, Any]:
-    # Connections end with each request (CONN_MAX_AGE=0): under ASGI every request runs in a
-    # thread of its own, so a kept connection would be left behind by its thread. PostgreSQL
-    # connections come from a bounded pool instead, so they are reused without growing.
-    database: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=0, conn_health_checks=True))
+    # PostgreSQL connections come from a bounded pool, which Django allows only with
+    # CONN_MAX_AGE=0. Other databases keep a connection per thread: the panel service's worker
+    # threads live as long as the process, and opening a SQLite connection per segment would
+    # cost more than the segment.
+    database: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
     database["ENGINE"] = _prometheus_engine(database["ENGINE"])
     if database["ENGINE"].endswith("sqlite3"):
         # One writer at a time, taken at BEGIN: concurrent appliers queue instead of failing.
@@ -100,6 +101,7 @@ def _database(url: str) -> dict[str, Any]:
         options.setdefault("connect_timeout", 5)
         if database["ENGINE"].endswith("postgresql"):
             options.setdefault("application_name", "nexus")
+            database["CONN_MAX_AGE"] = 0
             options["pool"] = {
                 "min_size": NEXUS.DB_POOL_MIN_SIZE,
                 "max_size": NEXUS.DB_POOL_MAX_SIZE,
