@@ -20,6 +20,7 @@ from workspaces.services.scheduler import start_scheduler
 
 logger = logging.getLogger("nexus.server")
 CLOSE_GOING_AWAY = 1001
+HANDSHAKE_TIMEOUT_S = 20
 
 
 # Close codes a consumer may send although autobahn's public close accepts only 1000 and 3000-4999:
@@ -169,6 +170,10 @@ class Command(BaseCommand):
             websocket_max_message_size=config.BODY_LIMIT,
             websocket_max_frame_size=config.BODY_LIMIT,
             application_close_timeout=5,
+            # autobahn drops a socket whose upgrade the application has not accepted within this
+            # time; daphne's default of 5 s cut sockets that queued behind a burst of connects
+            # on a busy process. daphne refuses an unaccepted connect after 20 s anyway.
+            websocket_handshake_timeout=HANDSHAKE_TIMEOUT_S,
             ping_interval=20,
             ping_timeout=30,
             verbosity=0,
