@@ -278,7 +278,8 @@ class PanelAdmin(ServiceDeletes):
         try:
             if change:
                 if "source" in form.changed_data:
-                    run_service(panel_service.update_source, obj, obj.source)
+                    run_service(panel_service.update_source, obj, obj.source, actor=actor,
+                                message="Edited in the admin")
                     obj.refresh_from_db()
                 return
             panel, outcome = run_service(

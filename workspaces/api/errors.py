@@ -30,6 +30,7 @@ STATUS_CODES: dict[str, int] = {
     ErrorCode.TOOL_NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.PANEL_EXISTS: 409,
+    ErrorCode.REVISION_CONFLICT: 409,
     ErrorCode.SCHEDULE_RUNNING: 409,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,

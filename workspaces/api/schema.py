@@ -20,7 +20,7 @@ ERROR_CODES: dict[int, str] = {
     403: "FORBIDDEN: the role or the token's claims do not allow this",
     404: "NOT_FOUND (unknown, or a workspace the caller is not a member of) or TOOL_NOT_FOUND",
     409: "PANEL_EXISTS: a panel with this id exists in the workspace; SCHEDULE_RUNNING: the schedule's run is "
-         "still going",
+         "still going; REVISION_CONFLICT: baseRevision is not the panel's current revision (details.currentRevision)",
     413: "PAYLOAD_TOO_LARGE: the body is over BODY_LIMIT",
     429: "MAX_PANELS: the workspace is at its panel limit; or " + THROTTLED,
     503: "RUNTIME_BUSY (every sandbox is busy) or UNAVAILABLE (shutting down, database down)",

@@ -261,9 +261,15 @@ class PanelDetailSerializer(PanelSummarySerializer):
     view = serializers.SerializerMethodField(help_text="The component tree the browser renders.")
     error = serializers.JSONField(source="last_error", read_only=True,
                                   help_text="The last lifecycle failure, null when none.")
+    revision = serializers.SerializerMethodField(help_text="The number of the panel's current revision.")
 
     class Meta(PanelSummarySerializer.Meta):
-        fields = [*PanelSummarySerializer.Meta.fields, "state", "tools", "view", "error", "schedules"]
+        fields = [*PanelSummarySerializer.Meta.fields, "state", "tools", "view", "error", "schedules", "revision"]
+
+    def get_revision(self, panel: Panel) -> int:
+        from workspaces.services.panels.revisions import current_number
+
+        return current_number(panel)
 
     def _definition(self, panel: Panel) -> Any:
         from workspaces.services.panels import definition_of

@@ -30,6 +30,7 @@ from workspaces.api import schema
 from workspaces.api.errors import APIError
 from workspaces.api.parsers import JSONParser
 from workspaces.api.permissions import WorkspaceAccess, principal_of
+from workspaces.api.revision_serializers import PanelUpdateResultSerializer, PanelUpdateSerializer
 from workspaces.api.serializers import (
     AccessTokenSerializer,
     FromNXMLSerializer,
@@ -297,6 +298,7 @@ class PanelViewSet(NexusViewSet):
         "start": access.PANEL_EXECUTE,
         "stop": access.PANEL_EXECUTE,
         "destroy": access.PANEL_DELETE,
+        "partial_update": access.PANEL_CREATE,
     }
 
     def websocket_url(self, panel: Panel) -> str:
@@ -362,6 +364,28 @@ class PanelViewSet(NexusViewSet):
                    responses={200: PanelDetailSerializer, **schema.errors(401, 403, 404)})
     def retrieve(self, request: Request, panel_id: str, **kwargs: Any) -> Response:
         return Response(PanelDetailSerializer(self._panel(panel_id)).data)
+
+    @extend_schema(
+        summary="Replace the panel's NXML in place",
+        description=(
+            "Validates the source, stores it as a new revision and migrates the state (docs/authoring.md): "
+            "unchanged keys keep their values, new keys start at their default, removed keys are dropped, "
+            "a key whose type changed is converted when that is lossless, else reset. The mount handler "
+            "does not run again; an `update` lifecycle handler does, if declared. Open sockets get "
+            "DEFINITION, then the PATCH of the migration. Editors and owners."
+        ),
+        request=PanelUpdateSerializer,
+        responses={200: PanelUpdateResultSerializer, **schema.errors(400, 401, 403, 404, 409, 413, 503)},
+    )
+    def partial_update(self, request: Request, panel_id: str, **kwargs: Any) -> Response:
+        body = PanelUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        update = run_service(
+            panel_service.update_source, self._panel(panel_id), data["source"], actor=self.actor,
+            message=data.get("message", ""), base_revision=data.get("baseRevision"),
+        )
+        return Response(update.body())
 
     @extend_schema(summary="The panel's committed state",
                    responses={200: PanelStateSerializer, **schema.errors(401, 403, 404)})

@@ -14,7 +14,7 @@ JSON_SCHEMA_TYPES = {
     "object": "object",
 }
 EMPTY_DEFAULTS: dict[str, object] = {"string": "", "number": 0, "boolean": False, "list": [], "object": {}}
-LIFECYCLE_EVENTS = ("mount", "unmount")
+LIFECYCLE_EVENTS = ("mount", "unmount", "update")
 
 IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 TOOL_NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$-]*$")

@@ -502,7 +502,7 @@ class Validator:
         if on is not None and on not in LIFECYCLE_EVENTS:
             self.report(
                 codes.INVALID_VALUE,
-                f"lifecycle 'on' must be mount or unmount, not {on!r}",
+                f"lifecycle 'on' must be mount, unmount or update, not {on!r}",
                 self.at_value(element, "on"),
             )
             on = None

@@ -96,7 +96,8 @@ class Command(BaseCommand):
 
     def _replace(self, path: str, panel: Panel, source: str) -> None:
         try:
-            async_to_sync(panel_service.update_source)(panel, source)
+            async_to_sync(panel_service.update_source)(panel, source, actor="manage.py",
+                                                       message=f"Imported from {path}")
         except ServiceError as exc:
             raise self._refusal(path, exc) from None
         self.stdout.write(f"replaced the NXML of {panel}")

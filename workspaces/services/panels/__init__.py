@@ -3,7 +3,9 @@
 REST views, WebSocket consumers, the admin and management commands all call the names below;
 the modules of this package are its implementation:
 
-- ``lifecycle``: create_panel, mount, update_source, stop_panel, delete_panel, get_panel
+- ``lifecycle``: create_panel, mount, stop_panel, delete_panel, get_panel
+- ``updates``: update_source, restore_revision (the NXML replaced in place, a new revision)
+- ``revisions`` and ``migration``: stored sources and the state carried over to a new source
 - ``execution``: run_tool, run_lifecycle, execute, check_args
 - ``state``: set_value, reset_state
 - ``segments``: one runtime call (a handler's start or a resume) and the transaction around it
@@ -36,10 +38,10 @@ from workspaces.services.panels.lifecycle import (
     get_panel,
     mount,
     stop_panel,
-    update_source,
 )
 from workspaces.services.panels.records import Commit, HandlerRun, Outcome, PanelRef, ProgressCallback
 from workspaces.services.panels.state import reset_state, set_value
+from workspaces.services.panels.updates import SourceUpdate, restore_revision, update_source
 from workspaces.services.panels.workers import in_worker, shutdown_workers
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "PanelRef",
     "ProgressCallback",
     "ServiceError",
+    "SourceUpdate",
     "adefinition_of",
     "announce_change",
     "check_args",
@@ -63,6 +66,7 @@ __all__ = [
     "mount",
     "parse_source",
     "reset_state",
+    "restore_revision",
     "run_lifecycle",
     "run_tool",
     "set_value",

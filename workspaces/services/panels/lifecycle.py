@@ -1,4 +1,4 @@
-"""A panel's life: created and mounted, its NXML replaced, stopped, deleted; and who is told."""
+"""A panel's life: created and mounted, stopped, deleted; and who is told (updates.py replaces its NXML)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ from workspaces.models import Panel, PanelStatus, Workspace
 from workspaces.nxml import PanelDefinition
 from workspaces.services import catalog, schedules
 from workspaces.services.errors import ErrorCode
+from workspaces.services.panels import revisions
 from workspaces.services.panels.computed import compute, sandbox_key
 from workspaces.services.panels.definitions import definition_digest, parse_source
 from workspaces.services.panels.errors import ServiceError
 from workspaces.services.panels.execution import run_lifecycle
 from workspaces.services.panels.records import Outcome
 from workspaces.services.panels.workers import in_worker
-from workspaces.services.publish import commit_message, publish
+from workspaces.services.publish import publish
 from workspaces.services.values import describe, matches_type, unstorable_text
 
 logger = logging.getLogger("nexus.panels")
@@ -52,7 +53,8 @@ def _default_panel_id(workspace: Workspace, definition: PanelDefinition) -> str:
 
 @in_worker
 def _store_new_panel(workspace: Workspace, source: str, definition: PanelDefinition, panel_id: str | None,
-                     extension_config: dict[str, Any], overrides: dict[str, Any] | None = None) -> Panel:
+                     extension_config: dict[str, Any], overrides: dict[str, Any] | None = None,
+                     actor: str = "") -> Panel:
     tree = definition.to_dict()
     initial = definition.initial_state()
     initial.update(overrides or {})
@@ -73,6 +75,7 @@ def _store_new_panel(workspace: Workspace, source: str, definition: PanelDefinit
                 title=definition.title or panel_id, version=definition.version or "",
                 status=PanelStatus.INITIALIZING, state=initial, extension_config=extension_config,
             )
+            revisions.record(panel, source, actor, "Created", number=1)
             schedules.sync(panel, definition)
             return panel
     except IntegrityError:
@@ -133,7 +136,7 @@ async def create_panel(
     definition = await in_worker(parse_source)(source)
     _check_extension_aliases(definition, extension_config or {})
     overrides = _initial_overrides(definition, initial_state)
-    panel = await _store_new_panel(workspace, source, definition, panel_id, extension_config or {}, overrides)
+    panel = await _store_new_panel(workspace, source, definition, panel_id, extension_config or {}, overrides, actor)
     outcome = await mount(panel, actor)
     return await _refresh(panel), outcome
 
@@ -193,31 +196,3 @@ def _delete(panel: Panel) -> None:
     Panel.objects.filter(pk=panel.pk).delete()
     # The same ordered path as unmount's events, so its sockets see those before they close (4404).
     publish(panel.workspace.slug, panel.panel_id, {"type": "panel.deleted"})
-
-
-async def update_source(panel: Panel, source: str) -> Panel:
-    """Replace a panel's NXML (admin edit); state keys that still exist keep their values."""
-    definition = await in_worker(parse_source)(source)
-    return await _store_source(panel, source, definition)
-
-
-@in_worker
-def _store_source(panel: Panel, source: str, definition: PanelDefinition) -> Panel:
-    with transaction.atomic():
-        locked = Panel.objects.select_for_update(of=("self",)).select_related("workspace").get(pk=panel.pk)
-        state = definition.initial_state()
-        state.update({k: v for k, v in locked.state.items() if k in state})
-        state.update(compute(definition, state, sandbox_key(locked.workspace.slug, locked.panel_id)))
-        locked.source = source
-        locked.definition = definition.to_dict()
-        locked.definition_hash = definition_digest(locked.definition)
-        locked.title = definition.title or locked.panel_id
-        locked.version = definition.version or ""
-        locked.state = state
-        locked.state_version += 1
-        locked.save()
-        schedules.sync(locked, definition)
-        mutations = [{"key": k, "value": v, "operation": "set"} for k, v in state.items()]
-        publish(locked.workspace.slug, locked.panel_id, commit_message(locked.state_version, mutations, [], []))
-        announce_change(locked)
-        return locked
