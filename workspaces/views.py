@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
@@ -18,14 +21,18 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
+from django.views.decorators.http import require_http_methods, require_POST
 
-from workspaces import access
+from workspaces import access, editing
 from workspaces.access import AccessDenied, Principal
 from workspaces.api.throttling import FailedLogins, client_address, login_name
 from workspaces.forms import WorkspaceCreateForm
 from workspaces.models import Membership, Panel, PanelStatus, Workspace
 from workspaces.presenters import iso, panel_detail, websocket_url
+from workspaces.services import panels as panel_service
 from workspaces.services import workspaces as workspace_service
+from workspaces.services.connections import release_connection
+from workspaces.services.errors import ErrorCode
 from workspaces.services.panels import ServiceError
 
 View = Callable[..., HttpResponse]
@@ -151,7 +158,9 @@ def panel_list(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = _workspace_for(request, slug)
     now = timezone.now()
     panels = [PanelRow.of(panel, now) for panel in workspace.panels.order_by("title", "panel_id")]
-    return render(request, "workspaces/panel_list.html", {"workspace": workspace, "panels": panels})
+    return render(request, "workspaces/panel_list.html", {
+        "workspace": workspace, "panels": panels, "can_create": _allowed(request, workspace, access.PANEL_CREATE),
+    })
 
 
 def _panel_controls(request: HttpRequest, workspace: Workspace, panel: Panel) -> dict[str, Any]:
@@ -179,8 +188,11 @@ def panel_page(request: HttpRequest, slug: str, panel_id: str) -> HttpResponse:
         "controls": _panel_controls(request, workspace, panel),
     }
     admin_url = reverse("admin:workspaces_panel_change", args=[panel.pk]) if request.user.is_staff else None
-    return render(request, "workspaces/panel.html",
-                  {"workspace": workspace, "panel": panel, "bootstrap": bootstrap, "admin_url": admin_url})
+    return render(request, "workspaces/panel.html", {
+        "workspace": workspace, "panel": panel, "bootstrap": bootstrap, "admin_url": admin_url,
+        "can_edit": _allowed(request, workspace, EDIT_PERMISSION),
+        "can_delete": _allowed(request, workspace, access.PANEL_DELETE),
+    })
 
 
 @page_login_required
@@ -190,3 +202,171 @@ def panel_state(request: HttpRequest, slug: str, panel_id: str) -> HttpResponse:
     response = JsonResponse({"panelId": panel.panel_id, "state": panel.state, "stateVersion": panel.state_version})
     response["Cache-Control"] = "no-store"
     return response
+
+
+# ---------------------------------------------------------------- authoring pages
+
+# Changing a panel's source is creating its new definition: the role that may create panels may edit them.
+EDIT_PERMISSION = access.PANEL_CREATE
+
+
+def _allowed(request: HttpRequest, workspace: Workspace, permission: str) -> bool:
+    try:
+        access.check(Principal(user=request.user), workspace, permission)
+    except AccessDenied:
+        return False
+    return True
+
+
+def _require(request: HttpRequest, workspace: Workspace, permission: str) -> None:
+    if not _allowed(request, workspace, permission):
+        raise PermissionDenied(f"Your role in this workspace does not allow {permission}")
+
+
+def _run(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """An async panel-service call from a page view."""
+    release_connection()
+    return async_to_sync(func)(*args, **kwargs)
+
+
+def _editor_config(request: HttpRequest, workspace: Workspace, **fields: Any) -> dict[str, Any]:
+    """What editor.js needs: where to validate, preview and save, and the session's CSRF token."""
+    return {
+        "workspace": workspace.slug,
+        "validateUrl": reverse("api:panel-validate", args=[workspace.slug]),
+        "previewUrl": reverse("panel-preview", args=[workspace.slug]),
+        "panelsUrl": reverse("api:panels", args=[workspace.slug]),
+        "pageUrlTemplate": reverse("panel-page", args=[workspace.slug, "__id__"]),
+        "csrfToken": get_token(request),
+        **fields,
+    }
+
+
+def _editor_page(request: HttpRequest, workspace: Workspace, panel: Panel | None,
+                 config: dict[str, Any]) -> HttpResponse:
+    return render(request, "workspaces/panel_editor.html", {
+        "workspace": workspace, "panel": panel, "config": config, "schema": editing.completion_schema(),
+        "samples": [sample.name for sample in editing.samples()],
+    })
+
+
+@page_login_required
+def panel_new(request: HttpRequest, slug: str) -> HttpResponse:
+    """A new panel: the NXML starts blank or from a sample (?sample=name), and is created through the API."""
+    workspace = _workspace_for(request, slug)
+    _require(request, workspace, access.PANEL_CREATE)
+    sample = request.GET.get("sample") or "blank"
+    config = _editor_config(request, workspace, mode="new", source=editing.sample_source(sample), sample=sample)
+    return _editor_page(request, workspace, None, config)
+
+
+def _current_revision(panel: Panel) -> int | None:
+    latest = panel.revisions.only("number").first()
+    return latest.number if latest else None
+
+
+@page_login_required
+def panel_edit(request: HttpRequest, slug: str, panel_id: str) -> HttpResponse:
+    """The panel's NXML in the editor; saving replaces it in place (PATCH), based on the revision shown."""
+    workspace = _workspace_for(request, slug)
+    panel = _panel_for(workspace, panel_id)
+    _require(request, workspace, EDIT_PERMISSION)
+    config = _editor_config(
+        request, workspace, mode="edit", source=panel.source, panelId=panel.panel_id,
+        revision=_current_revision(panel), state=panel.state,
+        saveUrl=reverse("api:panel", args=[workspace.slug, panel.panel_id]),
+        panelUrl=reverse("panel-page", args=[workspace.slug, panel.panel_id]),
+    )
+    return _editor_page(request, workspace, panel, config)
+
+
+@page_login_required
+@require_POST
+def panel_preview(request: HttpRequest, slug: str) -> HttpResponse:
+    """The view a source would show (JSON), from its defaults or from a panel's current values."""
+    workspace = _workspace_for(request, slug)
+    _require(request, workspace, access.PANEL_CREATE)
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        return JsonResponse({"valid": False, "errors": [], "message": "The request body is not JSON."}, status=400)
+    if not isinstance(body, dict):
+        return JsonResponse({"valid": False, "errors": [], "message": "The request body must be an object."},
+                            status=400)
+    current: dict[str, Any] | None = None
+    if body.get("panelId"):
+        current = _panel_for(workspace, str(body["panelId"])).state
+    return JsonResponse(editing.preview(body.get("source"), current))
+
+
+@dataclass(frozen=True)
+class RevisionRow:
+    number: int
+    author: str
+    created_at: str | None
+    message: str
+    diff: list[editing.DiffLine]
+    current: bool
+
+
+def _revision_rows(panel: Panel) -> list[RevisionRow]:
+    revisions = list(panel.revisions.select_related("author").order_by("-number"))
+    rows = []
+    for index, revision in enumerate(revisions):
+        previous = revisions[index + 1].source if index + 1 < len(revisions) else ""
+        rows.append(RevisionRow(
+            number=revision.number,
+            author=revision.author.get_username() if revision.author else "",
+            created_at=iso(revision.created_at),
+            message=revision.message,
+            diff=editing.diff_lines(previous, revision.source),
+            current=index == 0,
+        ))
+    return rows
+
+
+@page_login_required
+def panel_history(request: HttpRequest, slug: str, panel_id: str) -> HttpResponse:
+    """The panel's revisions, newest first, each with its changes against the one before."""
+    workspace = _workspace_for(request, slug)
+    panel = _panel_for(workspace, panel_id)
+    can_restore = _allowed(request, workspace, EDIT_PERMISSION)
+    config = {
+        "csrfToken": get_token(request) if can_restore else "",
+        "restoreUrlTemplate": reverse("api:panel", args=[workspace.slug, panel.panel_id]) + "revisions/__n__/restore/",
+        "panelUrl": reverse("panel-page", args=[workspace.slug, panel.panel_id]),
+    }
+    return render(request, "workspaces/panel_history.html", {
+        "workspace": workspace, "panel": panel, "revisions": _revision_rows(panel),
+        "can_restore": can_restore, "config": config,
+    })
+
+
+@page_login_required
+@require_POST
+def panel_duplicate(request: HttpRequest, slug: str, panel_id: str) -> HttpResponse:
+    """A new panel with this one's source and extension settings (fresh state); its id gets a suffix."""
+    workspace = _workspace_for(request, slug)
+    panel = _panel_for(workspace, panel_id)
+    _require(request, workspace, access.PANEL_CREATE)
+    try:
+        copy, _outcome = _run(panel_service.create_panel, workspace, panel.source,
+                              extension_config=panel.extension_config, actor=request.user.get_username())
+    except ServiceError as exc:
+        return render(request, "workspaces/panel_action_failed.html",
+                      {"workspace": workspace, "panel": panel, "action": "duplicate", "message": exc.message},
+                      status=409 if exc.code in {ErrorCode.PANEL_EXISTS, ErrorCode.MAX_PANELS} else 400)
+    return redirect("panel-page", workspace.slug, copy.panel_id)
+
+
+@page_login_required
+@require_http_methods(["GET", "POST"])
+def panel_delete(request: HttpRequest, slug: str, panel_id: str) -> HttpResponse:
+    """GET asks for confirmation; POST runs unmount, deletes the panel and goes back to the list."""
+    workspace = _workspace_for(request, slug)
+    panel = _panel_for(workspace, panel_id)
+    _require(request, workspace, access.PANEL_DELETE)
+    if request.method == "POST":
+        _run(panel_service.delete_panel, panel, request.user.get_username())
+        return redirect("panel-list", workspace.slug)
+    return render(request, "workspaces/panel_delete.html", {"workspace": workspace, "panel": panel})

@@ -34,8 +34,8 @@ def get_panel(workspace: Workspace | str, panel_id: str) -> Panel:
         raise ServiceError(ErrorCode.NOT_FOUND, f"Panel '{panel_id}' not found") from None
 
 
-# Paths under /panels/ that are not panels.
-RESERVED_PANEL_IDS = frozenset({"validate"})
+# Paths under /panels/ that are not panels: the API's validate, the pages' new panel.
+RESERVED_PANEL_IDS = frozenset({"validate", "new"})
 
 
 def _new_panel_id(definition: PanelDefinition) -> str:
