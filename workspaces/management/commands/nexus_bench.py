@@ -11,13 +11,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 def _cases() -> dict[str, Callable[[bool], dict[str, Any]]]:
-    from workspaces.benchmarks import live, mcp_call, schedule_lag
+    from workspaces.benchmarks import live, mcp_call, schedule_lag, throughput
     from workspaces.services.sandbox import runtime_benchmarks
 
     return {
         **runtime_benchmarks(),
         "ws.trigger": live.ws_trigger,
         "ws.throughput": live.ws_throughput,
+        "ws.throughput_vs_handwritten": throughput.ws_throughput_vs_handwritten,
         "ws.fanout": live.ws_fanout,
         "rest.trigger": live.rest_trigger,
         "rest.create_panel": live.rest_create_panel,
@@ -62,8 +63,9 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 class Command(BaseCommand):
     help = (
         "Run Nexus benchmarks and print a table (or JSON with --json). Cases: runtime.execute, "
-        "runtime.parallel, runtime.cold_start, runtime.instance_memory, ws.trigger, ws.throughput, ws.fanout, "
-        "rest.trigger, rest.create_panel, mcp.call. Each compares with a baseline measured in the same run; server "
+        "runtime.parallel, runtime.cold_start, runtime.instance_memory, ws.trigger, ws.throughput, "
+        "ws.throughput_vs_handwritten, ws.fanout, rest.trigger, rest.create_panel, mcp.call. Each compares with "
+        "a baseline measured in the same run; server "
         "processes, a scratch database and (for ws.fanout, when REDIS_URL is unset) a private redis-server "
         "on loopback are started and cleaned up by the command. Needs the dev extra installed."
     )

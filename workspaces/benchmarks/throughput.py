@@ -1,0 +1,147 @@
+"""ws.throughput_vs_handwritten: Nexus against a hand-written Channels counter, same run, same load.
+
+50 sockets, one per counter, each triggering in a loop: once against the hand-written
+consumer (``workspaces.benchmarks.handwritten``, one daphne process, a SQLite file), once
+against Nexus on 50 counter panels (one ``nexus_serve`` process, the default pool). The two
+alternate for a few rounds of fixed length, so that a neighbour's load on the machine falls on
+both; the figure is Nexus's rate over the hand-written one's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from workspaces.benchmarks.harness import (
+    ROOT,
+    base_env,
+    free_port,
+    provision,
+    scratch_database,
+    start_server,
+    unique_prefix,
+)
+from workspaces.benchmarks.live import Deployment, _client_loop
+from workspaces.benchmarks.report import case
+
+CLIENTS = 50
+TARGET_RATIO = 0.8
+
+
+def create_counters(file: Path, names: list[str]) -> None:
+    """The hand-written app's table, one row at 0 per counter."""
+    with contextlib.closing(sqlite3.connect(file)) as db, db:
+        db.execute("CREATE TABLE counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+        db.executemany("INSERT INTO counter (name, value) VALUES (?, 0)", [(name,) for name in names])
+
+
+def counter_total(file: Path) -> int:
+    with contextlib.closing(sqlite3.connect(file)) as db:
+        return int(db.execute("SELECT COALESCE(SUM(value), 0) FROM counter").fetchone()[0])
+
+
+@contextlib.contextmanager
+def handwritten_server(folder: Path, names: list[str], wait_s: float = 30) -> Iterator[tuple[str, Path]]:
+    """The hand-written app under daphne on a free loopback port: (ws base URL, database file)."""
+    database = folder / "handwritten.sqlite3"
+    create_counters(database, names)
+    port = free_port()
+    env = {key: value for key, value in base_env().items() if key != "DJANGO_SETTINGS_MODULE"}
+    env["HANDWRITTEN_DB"] = str(database)
+    log = (folder / "handwritten.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0",
+         "workspaces.benchmarks.handwritten:application"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        _wait_for_port(process, port, wait_s, folder / "handwritten.log")
+        yield f"ws://127.0.0.1:{port}", database
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.close()
+
+
+def _wait_for_port(process: subprocess.Popen[str], port: int, wait_s: float, log: Path) -> None:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the hand-written server exited with {process.returncode}:\n{log.read_text()}")
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"the hand-written server did not listen within {wait_s} s:\n{log.read_text()}")
+
+
+@contextlib.contextmanager
+def default_nexus(folder: Path) -> Iterator[Deployment]:
+    """One Nexus process with the pool a default process gets (MAX_INSTANCES from the memory budget)."""
+    with scratch_database(folder) as database:
+        env = base_env(DATABASE_URL=database.url, MAX_PANELS="1000", MIN_INSTANCES="2", REDIS_URL="",
+                       REDIS_PREFIX=unique_prefix())
+        env.pop("MAX_INSTANCES", None)
+        token = provision(env, max_panels=1000)
+        server = start_server(env, folder)
+        try:
+            yield Deployment([server], token)
+        finally:
+            server.terminate()
+
+
+async def _rate(urls: list[str], seconds: float) -> tuple[int, float, list[str]]:
+    """Triggers answered with success, the time they took, and the errors, for one timed round."""
+    counts: list[int] = []
+    errors: list[str] = []
+    started = time.perf_counter()
+    deadline = time.monotonic() + seconds
+    await asyncio.gather(*(_client_loop(url, deadline, counts, errors) for url in urls))
+    return len(counts), time.perf_counter() - started, errors
+
+
+def ws_throughput_vs_handwritten(quick: bool) -> dict[str, Any]:
+    rounds, seconds, warm_up = (2, 2.0, 1.0) if quick else (3, 5.0, 2.0)
+    names = [f"tp-{index}" for index in range(CLIENTS)]
+    # Warm-up first (compiled handlers, warm instances, open database connections: not measured).
+    totals: dict[str, list[float]] = {"nexus": [0, 0.0], "handwritten": [0, 0.0]}
+    errors: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="nexus-handwritten-") as folder, \
+            handwritten_server(Path(folder), names) as (base_url, database), \
+            default_nexus(Path(folder)) as dep:
+        for name in names:
+            dep.create_panel(name)
+        urls = {
+            "handwritten": [f"{base_url}/ws/counter/{name}/" for name in names],
+            "nexus": [dep.ws(name) for name in names],
+        }
+        warmed = {side: asyncio.run(_rate(side_urls, warm_up))[0] for side, side_urls in urls.items()}
+        for _ in range(rounds):
+            for side, side_urls in urls.items():
+                count, took, side_errors = asyncio.run(_rate(side_urls, seconds))
+                totals[side][0] += count
+                totals[side][1] += took
+                errors += [f"{side}: {error}" for error in side_errors]
+        # Every success the hand-written app answered is a row bump it committed.
+        bumps_committed = counter_total(database) == warmed["handwritten"] + totals["handwritten"][0]
+    nexus_rate = totals["nexus"][0] / totals["nexus"][1]
+    handwritten_rate = totals["handwritten"][0] / totals["handwritten"][1]
+    return case(
+        nexus_rate, "triggers/s", baseline=handwritten_rate, target=TARGET_RATIO, higher_is_better=True,
+        handwritten=round(handwritten_rate, 1), clients=CLIENTS, rounds=rounds, round_seconds=seconds,
+        errors=len(errors), first_error=errors[0] if errors else None,
+        handwritten_bumps_committed=bumps_committed,
+    )
