@@ -360,6 +360,8 @@ class PanelConsumer(AsyncWebsocketConsumer):
         """Forward commits in state-version order; one that overtook another waits briefly."""
         version = message["stateVersion"]
         if message["mutations"] and version <= self.version:
+            if message.get("definition"):  # the state is known, the new definition may not be
+                await self._send_definition(message["definition"])
             return  # already part of the state this client was given
         if version > self.version + (1 if message["mutations"] else 0):
             self.pending.setdefault(version, []).append(message)
@@ -390,6 +392,8 @@ class PanelConsumer(AsyncWebsocketConsumer):
     async def _deliver(self, message: dict[str, Any]) -> None:
         if self.revoked:
             return
+        if message.get("definition"):  # an update in place: the new view first, then its migration
+            await self._send_definition(message["definition"])
         if message["mutations"]:
             self.version = message["stateVersion"]
             mutations = [m for m in message["mutations"] if self.keys is None or m["key"] in self.keys]
@@ -403,6 +407,9 @@ class PanelConsumer(AsyncWebsocketConsumer):
                 await self._send_event(event)
         for command in message["viewCommands"]:
             await self.send_json({"type": "VIEW", "command": command})
+
+    async def _send_definition(self, definition: dict[str, Any]) -> None:
+        await self.send_json({"type": "DEFINITION", **definition})
 
     async def _send_event(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "EVENT", "name": event.get("name"), "payload": event.get("payload")})

@@ -27,6 +27,12 @@ EXPECTED_OPERATIONS = {
     ("/api/v1/workspaces/{slug}/panels/validate/", "post"): {"200", "400", "401", "403", "404", "413"},
     ("/api/v1/workspaces/{slug}/panels/{panel_id}/", "get"): {"200", "401", "403", "404"},
     ("/api/v1/workspaces/{slug}/panels/{panel_id}/", "delete"): {"204", "401", "403", "404"},
+    ("/api/v1/workspaces/{slug}/panels/{panel_id}/", "patch"): {
+        "200", "400", "401", "403", "404", "409", "413", "503"},
+    ("/api/v1/workspaces/{slug}/panels/{panel_id}/revisions/", "get"): {"200", "401", "403", "404"},
+    ("/api/v1/workspaces/{slug}/panels/{panel_id}/revisions/{number}/", "get"): {"200", "401", "403", "404"},
+    ("/api/v1/workspaces/{slug}/panels/{panel_id}/revisions/{number}/restore/", "post"): {
+        "200", "400", "401", "403", "404", "503"},
     ("/api/v1/workspaces/{slug}/panels/{panel_id}/state/", "get"): {"200", "401", "403", "404"},
     ("/api/v1/workspaces/{slug}/panels/{panel_id}/activity/", "get"): {"200", "401", "403", "404"},
     ("/api/v1/workspaces/{slug}/panels/{panel_id}/schedules/{name}/pause/", "post"): {"200", "401", "403", "404"},

@@ -57,6 +57,7 @@ const FRAME_HANDLERS = {
   },
   RECONNECT(message) { this.connection.suggestDelay(message.retryAfterMs); },
   PATCH(message) { this.state.patch(message); },
+  DEFINITION(message) { this.applyDefinition(message); },
   RESULT(message) { this.requests.finish(message.requestId, message); },
   PROGRESS(message) { this.requests.progress(message.requestId, message); },
   EVENT(message) { this.onEvent(message.name, message.payload); },
@@ -166,6 +167,25 @@ export class PanelApp {
     } else {
       updateInstance(this.viewRoot, ctx, this);
     }
+  }
+
+  // The panel's source was replaced (a new revision): draw the new view in place. The socket and
+  // the state stay; typed input is sent first so that it comes back as state; the scroll is kept.
+  applyDefinition(message) {
+    if (!isPlainObject(message.view) && !Array.isArray(message.view)) return;
+    this.inputs.forEach((input) => input.flush());
+    const scroll = [globalThis.scrollX || 0, globalThis.scrollY || 0];
+    this.panel = { ...this.panel, title: message.title, view: message.view, tools: message.tools,
+      revision: message.revision };
+    setText(this.titleEl, E.toText(message.title) || E.toText(this.panel.id) || 'Panel');
+    if (this.viewRoot && this.viewRoot.destroy) this.viewRoot.destroy();
+    this.viewRoot = null;
+    this.render();
+    if (typeof globalThis.scrollTo === 'function') globalThis.scrollTo(scroll[0], scroll[1]);
+    this.root.setAttribute('data-revision', String(message.revision));
+    try {
+      this.root.dispatchEvent(new CustomEvent('nexus:definition', { detail: { revision: message.revision } }));
+    } catch (err) { /* CustomEvent unavailable */ }
   }
 
   scheduleRender() {
