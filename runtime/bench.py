@@ -276,9 +276,61 @@ def bench_instance_memory(quick: bool = False) -> dict[str, Any]:
     }
 
 
+SWITCH_TARGET_RATIO = 2.0
+
+
+def bench_switch(quick: bool = False) -> dict[str, Any]:
+    """Median execution on an instance that last served another panel, over ``rt.execute`` on its own panel.
+
+    One instance and two panels taking turns: every execution of the switching round finds the
+    instance left by the other panel; the baseline round runs one panel back to back. The
+    rounds alternate so that a change of machine load hits both alike.
+    """
+    rounds, per_round = (3, 100) if quick else (8, 400)
+    runtime = Runtime(RuntimeConfig(min_instances=1, max_instances=1))
+    panels = [_counter_context("switch-a"), _counter_context("switch-b")]
+    turn = [0]
+
+    def switching() -> None:
+        turn[0] ^= 1
+        runtime.execute(COUNTER_CODE, panels[turn[0]])
+
+    try:
+        for ctx in panels:
+            result = runtime.execute(COUNTER_CODE, ctx)
+            if result.status != "success" or result.return_value != 6:
+                raise RuntimeError(f"counter handler failed: {result.error}")
+        switched: list[float] = []
+        same: list[float] = []
+        resets = 0
+        for _ in range(rounds):
+            runtime.execute(COUNTER_CODE, panels[0])  # the instance is panel A's: the round starts with B
+            turn[0] = 0
+            before = runtime.stats()["instances_reset"]
+            switched.append(_median_us(switching, per_round))
+            resets += runtime.stats()["instances_reset"] - before
+            same.append(_median_us(lambda: runtime.execute(COUNTER_CODE, panels[0]), per_round))
+    finally:
+        runtime.close()
+    value, baseline = statistics.median(switched), statistics.median(same)
+    ratio = value / baseline
+    return {
+        "value": round(value, 2),
+        "unit": "us",
+        "baseline": round(baseline, 2),
+        "ratio": round(ratio, 3),
+        "target": SWITCH_TARGET_RATIO,
+        "ok": ratio <= SWITCH_TARGET_RATIO,
+        "switches": rounds * per_round,
+        "full_resets": resets,
+        "description": "median execution after another panel used the instance vs rt.execute on its own panel",
+    }
+
+
 ALL_BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "runtime.execute": bench_execute,
     "runtime.parallel": bench_parallel,
     "runtime.cold_start": bench_cold_start,
     "runtime.instance_memory": bench_instance_memory,
+    "runtime.switch": bench_switch,
 }

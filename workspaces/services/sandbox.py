@@ -64,6 +64,7 @@ def runtime_benchmarks() -> dict[str, Callable[[bool], dict[str, Any]]]:
         "runtime.parallel": bench.bench_parallel,
         "runtime.cold_start": bench.bench_cold_start,
         "runtime.instance_memory": bench.bench_instance_memory,
+        "runtime.switch": bench.bench_switch,
     }
 
 

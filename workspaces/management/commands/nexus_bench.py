@@ -63,7 +63,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 class Command(BaseCommand):
     help = (
         "Run Nexus benchmarks and print a table (or JSON with --json). Cases: runtime.execute, "
-        "runtime.parallel, runtime.cold_start, runtime.instance_memory, ws.trigger, ws.throughput, "
+        "runtime.parallel, runtime.cold_start, runtime.instance_memory, runtime.switch, ws.trigger, ws.throughput, "
         "ws.throughput_vs_handwritten, ws.fanout, rest.trigger, rest.create_panel, mcp.call. Each compares with "
         "a baseline measured in the same run; server "
         "processes, a scratch database and (for ws.fanout, when REDIS_URL is unset) a private redis-server "
