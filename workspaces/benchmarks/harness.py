@@ -40,6 +40,12 @@ def base_env(**overrides: str) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
             # The loopback servers speak plain HTTP, so a Secure cookie would never come back.
             "COOKIES_SECURE": "false",
+            # Load tests and benchmarks drive one workspace far past its production quotas;
+            # the quota tests set their own.
+            "WORKSPACE_MAX_CONCURRENT": "1000",
+            "WORKSPACE_EXECUTIONS_PER_MINUTE": "10000000",
+            "WORKSPACE_SANDBOX_MS_PER_MINUTE": "100000000",
+            "WORKSPACE_HTTP_CALLS_PER_MINUTE": "10000000",
         }
     )
     env.update(overrides)
