@@ -1,10 +1,12 @@
 """ws.throughput_vs_handwritten: Nexus against a hand-written Channels counter, same run, same load.
 
-50 sockets, one per counter, each triggering in a loop: once against the hand-written
-consumer (``workspaces.benchmarks.handwritten``, one daphne process, a SQLite file), once
-against Nexus on 50 counter panels (one ``nexus_serve`` process, the default pool). The two
-alternate for a few rounds of fixed length, so that a neighbour's load on the machine falls on
-both; the figure is Nexus's rate over the hand-written one's.
+50 sockets, one per counter, each triggering in a loop: against the hand-written consumer
+(``workspaces.benchmarks.handwritten``, one daphne process, a SQLite file) with persistent
+connections (``CONN_MAX_AGE`` 60, as Nexus has: the baseline), against the same with Django's
+default ``CONN_MAX_AGE`` 0 (a connection per message: ``handwritten_reconnecting``, the naive
+consumer, which Nexus beats by far), and against Nexus on 50
+counter panels (one ``nexus_serve`` process, the default pool). They take turns for a few
+rounds of fixed length, so that a neighbour's load on the machine falls on all three.
 """
 
 from __future__ import annotations
@@ -50,21 +52,24 @@ def counter_total(file: Path) -> int:
 
 
 @contextlib.contextmanager
-def handwritten_server(folder: Path, names: list[str], wait_s: float = 30) -> Iterator[tuple[str, Path]]:
+def handwritten_server(
+    folder: Path, names: list[str], conn_max_age: int, wait_s: float = 30
+) -> Iterator[tuple[str, Path]]:
     """The hand-written app under daphne on a free loopback port: (ws base URL, database file)."""
-    database = folder / "handwritten.sqlite3"
+    database = folder / f"handwritten-{conn_max_age}.sqlite3"
     create_counters(database, names)
     port = free_port()
     env = {key: value for key, value in base_env().items() if key != "DJANGO_SETTINGS_MODULE"}
-    env["HANDWRITTEN_DB"] = str(database)
-    log = (folder / "handwritten.log").open("w")
+    env.update(HANDWRITTEN_DB=str(database), HANDWRITTEN_CONN_MAX_AGE=str(conn_max_age))
+    log_path = folder / f"handwritten-{conn_max_age}.log"
+    log = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0",
          "workspaces.benchmarks.handwritten:application"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        _wait_for_port(process, port, wait_s, folder / "handwritten.log")
+        _wait_for_port(process, port, wait_s, log_path)
         yield f"ws://127.0.0.1:{port}", database
     finally:
         process.terminate()
@@ -116,18 +121,21 @@ async def _rate(urls: list[str], seconds: float) -> tuple[int, float, list[str]]
 def ws_throughput_vs_handwritten(quick: bool) -> dict[str, Any]:
     rounds, seconds, warm_up = (2, 2.0, 1.0) if quick else (3, 5.0, 2.0)
     names = [f"tp-{index}" for index in range(CLIENTS)]
-    # Warm-up first (compiled handlers, warm instances, open database connections: not measured).
-    totals: dict[str, list[float]] = {"nexus": [0, 0.0], "handwritten": [0, 0.0]}
+    sides = ("handwritten", "handwritten_reconnecting", "nexus")
+    totals: dict[str, list[float]] = {side: [0, 0.0] for side in sides}
     errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="nexus-handwritten-") as folder, \
-            handwritten_server(Path(folder), names) as (base_url, database), \
+            handwritten_server(Path(folder), names, conn_max_age=60) as (persistent_url, persistent_db), \
+            handwritten_server(Path(folder), names, conn_max_age=0) as (naive_url, naive_db), \
             default_nexus(Path(folder)) as dep:
         for name in names:
             dep.create_panel(name)
         urls = {
-            "handwritten": [f"{base_url}/ws/counter/{name}/" for name in names],
+            "handwritten": [f"{persistent_url}/ws/counter/{name}/" for name in names],
+            "handwritten_reconnecting": [f"{naive_url}/ws/counter/{name}/" for name in names],
             "nexus": [dep.ws(name) for name in names],
         }
+        # Warm-up first (compiled handlers, warm instances, open database connections: not measured).
         warmed = {side: asyncio.run(_rate(side_urls, warm_up))[0] for side, side_urls in urls.items()}
         for _ in range(rounds):
             for side, side_urls in urls.items():
@@ -135,13 +143,17 @@ def ws_throughput_vs_handwritten(quick: bool) -> dict[str, Any]:
                 totals[side][0] += count
                 totals[side][1] += took
                 errors += [f"{side}: {error}" for error in side_errors]
-        # Every success the hand-written app answered is a row bump it committed.
-        bumps_committed = counter_total(database) == warmed["handwritten"] + totals["handwritten"][0]
-    nexus_rate = totals["nexus"][0] / totals["nexus"][1]
-    handwritten_rate = totals["handwritten"][0] / totals["handwritten"][1]
+        # Every success a hand-written app answered is a row bump it committed.
+        bumps_committed = all(
+            counter_total(database) == warmed[side] + totals[side][0]
+            for side, database in (("handwritten", persistent_db), ("handwritten_reconnecting", naive_db))
+        )
+    rates = {side: totals[side][0] / totals[side][1] for side in sides}
     return case(
-        nexus_rate, "triggers/s", baseline=handwritten_rate, target=TARGET_RATIO, higher_is_better=True,
-        handwritten=round(handwritten_rate, 1), clients=CLIENTS, rounds=rounds, round_seconds=seconds,
-        errors=len(errors), first_error=errors[0] if errors else None,
-        handwritten_bumps_committed=bumps_committed,
+        rates["nexus"], "triggers/s", baseline=rates["handwritten"], target=TARGET_RATIO, higher_is_better=True,
+        handwritten=round(rates["handwritten"], 1),
+        handwritten_reconnecting=round(rates["handwritten_reconnecting"], 1),
+        ratio_reconnecting=round(rates["nexus"] / rates["handwritten_reconnecting"], 4),
+        clients=CLIENTS, rounds=rounds, round_seconds=seconds, errors=len(errors),
+        first_error=errors[0] if errors else None, handwritten_bumps_committed=bumps_committed,
     )
