@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MAX_STATE_MUTATIONS = 1000
 MAX_EVENTS = 100
@@ -28,7 +28,9 @@ class RuntimeConfig:
 
     ``acquire_timeout_ms`` is how long a caller waits for a free instance before
     ``RuntimeBusyError``; ``suspension_ttl_s`` is how long a suspended execution waits for
-    its resume before it is dropped and its instance freed.
+    its resume before it is dropped (unless its deadline is set per suspension);
+    ``max_suspended`` caps the executions waiting at once (over it the handler's ``await``
+    throws a RESOURCE_LIMIT error); ``suspension_key`` authenticates exported suspensions.
     """
 
     min_instances: int = 2
@@ -40,6 +42,8 @@ class RuntimeConfig:
     max_cache_size_mb: int = 64
     acquire_timeout_ms: int = 5000
     suspension_ttl_s: float = 120.0
+    max_suspended: int = 1000
+    suspension_key: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _require_int("max_instances", self.max_instances, 1)
@@ -59,6 +63,10 @@ class RuntimeConfig:
             raise ValueError("cache_dir must be a non-empty path")
         if not isinstance(self.suspension_ttl_s, int | float) or self.suspension_ttl_s <= 0:
             raise ValueError("suspension_ttl_s must be a positive number of seconds")
+        _require_int("max_suspended", self.max_suspended, 0)
+        key = self.suspension_key
+        if key is not None and (not isinstance(key, bytes) or len(key) < 16):
+            raise ValueError("suspension_key must be at least 16 bytes")
 
     @property
     def memory_limit_bytes(self) -> int:

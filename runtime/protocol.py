@@ -3,7 +3,7 @@
 Requests and answers are positional JSON arrays, compact and ASCII-only on the way in:
 
     run     [handlerSlot, grantSlot, state, args | 0, {extra}?]    args 0: the previous ones again
-    resume  [callId, ok, value, errorMessage, state | null]
+    resume  [callId, ok, value, errorMessage, state | null, errorCode?]
     answers [0, returnValue, mutations, events, viewCommands, logs, apiCalls]   finished
             [1, error, logs, apiCalls]                                            failed
             [2, [callId, alias, method, args], mutations, events, views, logs, apiCalls]
@@ -104,8 +104,12 @@ def check_request(code: str) -> bytes:
     return run_request(0, 0, "{}", "{}", [field(CHECK_ONLY, "1"), code_fields(code)])
 
 
-def resume_request(call_id: int, ok: bool, value_json: str, error_json: str, state_json: str) -> bytes:
-    return f"[{call_id},{'true' if ok else 'false'},{value_json},{error_json},{state_json}]".encode("ascii")
+def resume_request(
+    call_id: int, ok: bool, value_json: str, error_json: str, state_json: str, code_json: str | None = None
+) -> bytes:
+    """A resume request; ``code_json``, when given, becomes the ``code`` of the Error thrown at the await."""
+    tail = "" if code_json is None else "," + code_json
+    return f"[{call_id},{'true' if ok else 'false'},{value_json},{error_json},{state_json}{tail}]".encode("ascii")
 
 
 @functools.lru_cache(maxsize=1024)

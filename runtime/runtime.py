@@ -9,12 +9,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import protocol, telemetry
+from . import blobs, protocol, telemetry
 from .answers import GuestAnswer, oversize_error, read_answer
 from .diagnostics import caller_error
-from .engine import TICK_MS, GuestModule, guest_module
+from .engine import STEPPER_PATH, TICK_MS, GuestModule, guest_module
 from .errors import (
     INSTANCE_POISONING_CODES,
+    CodedError,
     ErrorCode,
     ErrorInfo,
     GuestFault,
@@ -24,6 +25,7 @@ from .errors import (
 )
 from .execution import ERROR, SUCCESS, SUSPENDED, ExecutionContext, ExecutionResult, SuspensionInfo
 from .handlers import identify
+from .hibernation import Baseline, Lodging
 from .json_depth import MAX_JSON_DEPTH, exceeds_depth
 from .limits import (
     CHECK_TIMEOUT_MS,
@@ -66,7 +68,10 @@ class Runtime:
         self._max_calls = config.max_host_calls
         limits = [config.max_host_calls, MAX_STATE_MUTATIONS, MAX_EVENTS, MAX_RESULT_BYTES]
         self._limits_field = protocol.field(protocol.LIMITS, protocol.encode(limits))
-        self._suspensions = Suspensions(self._pool.discard)
+        self._suspensions = Suspensions(_drop_suspension)
+        self._baseline: Baseline | None = None
+        self._baseline_lock = threading.Lock()
+        self.guest_build = blobs.guest_build(self._guest.wasm_sha256, STEPPER_PATH.read_bytes())
         self._counters = telemetry.ExecutionCounters()
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
@@ -101,6 +106,8 @@ class Runtime:
             problem = error_dict(ErrorCode.INVALID_ARGS, f"state, args and scope must be JSON data: {exc}")
             return self._failed(problem, started)
         sandbox = self._pool.acquire(ctx.panel_id, self.config.acquire_timeout_ms / 1000, tenant=ctx.tenant)
+        if sandbox.lodger is not None:
+            sandbox.vacate()  # a suspended execution still lodged here moves out first
         handler_slot, compiled = sandbox.handlers.lookup(handler_id)
         grant_slot, granted = sandbox.capabilities.lookup(ctx.grant_key)
         extra = []
@@ -134,11 +141,14 @@ class Runtime:
         value: Any = None,
         error: str | None = None,
         state: dict[str, Any] | None = None,
+        error_code: str | None = None,
     ) -> ExecutionResult:
         """Continue a suspended execution with the extension call's outcome.
 
-        ``ok=False`` makes the handler's ``await`` throw an Error carrying ``error``;
-        ``state``, when given, is the panel's committed state that ``$state`` shows from now on.
+        ``ok=False`` makes the handler's ``await`` throw an Error carrying ``error`` (and
+        ``error_code`` as its ``code``, e.g. TIMEOUT); ``state``, when given, is the panel's
+        committed state that ``$state`` shows from now on. The execution continues in any
+        free instance: its guest state is put back there first.
         """
         started = time.perf_counter_ns()
         if self._closed:
@@ -148,6 +158,7 @@ class Runtime:
         try:
             value_json = protocol.encode(protocol.plain(value))
             error_json = protocol.encode(None if error is None else str(error))
+            code_json = None if ok or error_code is None else protocol.encode(str(error_code))
             if state is not None and not isinstance(state, dict):
                 raise TypeError("state must be a dict")
         except (TypeError, ValueError, RecursionError) as exc:
@@ -155,27 +166,121 @@ class Runtime:
             return self._failed(problem, started)
         suspension = self._suspensions.take(suspension_id)
         if suspension is None:
-            return self._failed(
-                error_dict(
-                    ErrorCode.INVALID_ARGS, "no such suspension: unknown id, already resumed, cancelled or expired"
-                ),
-                started,
-            )
+            return self._failed(self._missing(suspension_id), started)
         ctx = suspension.context
         try:
             reads_all = protocol.grant_payload(ctx.capability_set)[1]
             state_json = "null" if state is None else protocol.encode(protocol.readable_state(ctx, state, reads_all))
         except (TypeError, ValueError, RecursionError) as exc:
-            self._pool.discard(suspension.sandbox)
+            self._suspensions.put_back(str(suspension_id), suspension)
             return self._failed(error_dict(ErrorCode.INVALID_ARGS, f"state must be JSON data: {exc}"), started)
-        request = protocol.resume_request(suspension.call_id, ok, value_json, error_json, state_json)
+        try:
+            sandbox = self._pool.acquire(ctx.panel_id, self.config.acquire_timeout_ms / 1000, tenant=ctx.tenant)
+        except BaseException:
+            self._suspensions.put_back(str(suspension_id), suspension)
+            raise
+        try:
+            suspension.lodging.wake(sandbox)
+        except Exception as exc:
+            logger.exception("could not restore a suspended execution")
+            sandbox.dirty = True
+            self._pool.release(sandbox)
+            message = exc.message if isinstance(exc, CodedError) else f"the suspended state was not restored: {exc}"
+            return self._failed(error_dict(ErrorCode.INTERNAL_ERROR, message), started)
+        request = protocol.resume_request(suspension.call_id, ok, value_json, error_json, state_json, code_json)
+        return self._continue(sandbox, suspension, request, started)
+
+    def _continue(self, sandbox: Sandbox, suspension: Suspension, request: bytes, started: int) -> ExecutionResult:
         remaining = max(suspension.timeout_ms - suspension.used_ms, 1.0)
         began = time.perf_counter_ns()
-        answer = self._run(suspension.sandbox, request, remaining, suspension.timeout_ms, resume=True)
+        answer = self._run(sandbox, request, remaining, suspension.timeout_ms, resume=True)
         used = suspension.used_ms + (time.perf_counter_ns() - began) / 1e6
-        read = read_answer(answer, ctx, self._max_calls)
-        sandbox, limit = suspension.sandbox, suspension.timeout_ms
-        return self._conclude(sandbox, read, ctx, suspension.code, limit, used, started, None)
+        read = read_answer(answer, suspension.context, self._max_calls)
+        limit = suspension.timeout_ms
+        return self._conclude(sandbox, read, suspension.context, suspension.code, limit, used, started, None)
+
+    def _missing(self, suspension_id: object) -> ErrorInfo:
+        if self._suspensions.expired(suspension_id):
+            return error_dict(ErrorCode.TIMEOUT, "the suspended execution passed its deadline and was dropped")
+        return error_dict(ErrorCode.INVALID_ARGS, "no such suspension: unknown id, already resumed or cancelled")
+
+    # ------------------------------------------------------------------ moving suspensions
+
+    def set_suspension_deadline(self, suspension_id: str, seconds: float) -> bool:
+        """Let a suspension wait ``seconds`` from now (e.g. its extension call's timeout);
+        False when there is no such suspension."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+            raise ValueError("seconds must be a positive number")
+        return self._suspensions.set_deadline(suspension_id, float(seconds))
+
+    def export_suspension(self, suspension_id: str, key: bytes | None = None, keep: bool = False) -> bytes:
+        """The suspension as a self-contained blob, signed with ``key`` (or the config's
+        ``suspension_key``); it leaves this runtime unless ``keep``.
+
+        CodedError(INVALID_ARGS) when there is no such suspension or no key.
+        """
+        signing_key = self._key(key)
+        record = self._suspensions.peek(suspension_id) if keep else self._suspensions.take(suspension_id)
+        if record is None:
+            raise CodedError(ErrorCode.INVALID_ARGS, self._missing(suspension_id)["message"])
+        item = blobs.Exported(
+            context=record.context,
+            code=record.code,
+            call_id=record.call_id,
+            call=record.call,
+            timeout_ms=record.timeout_ms,
+            used_ms=record.used_ms,
+            remaining_s=record.expires_at - time.monotonic(),
+            snapshot=record.lodging.take_snapshot(),
+            tables=record.lodging.tables,
+        )
+        blob = blobs.encode(item, self.guest_build, self._baseline_of(), signing_key)
+        if not keep:
+            record.lodging.drop()
+        return blob
+
+    def import_suspension(self, blob: bytes, key: bytes | None = None) -> str:
+        """Make an exported suspension resumable here; returns its new id.
+
+        CodedError(INVALID_ARGS) for a blob of another guest build, or one damaged,
+        truncated or signed with another key; CodedError(RESOURCE_LIMIT) when
+        ``max_suspended`` executions wait already.
+        """
+        if self._closed:
+            raise RuntimeClosedError("the runtime is closed")
+        item = blobs.decode(blob, self.guest_build, self._baseline_of(), self._key(key), self.config.memory_limit_bytes)
+        record = Suspension(
+            context=item.context,
+            code=item.code,
+            call_id=item.call_id,
+            call=item.call,
+            timeout_ms=item.timeout_ms,
+            used_ms=item.used_ms,
+            expires_at=time.monotonic() + item.remaining_s,
+            lodging=Lodging.of_snapshot(item.snapshot, item.tables, self._baseline_of),
+        )
+        suspension_id = self._suspensions.add(record, self.config.max_suspended)
+        if suspension_id is None:
+            raise CodedError(ErrorCode.RESOURCE_LIMIT, self._over_cap_message())
+        return suspension_id
+
+    def _key(self, key: bytes | None) -> bytes:
+        chosen = self.config.suspension_key if key is None else key
+        if not isinstance(chosen, bytes) or len(chosen) < 16:
+            raise CodedError(ErrorCode.INVALID_ARGS, "exported suspensions need a key of at least 16 bytes")
+        return chosen
+
+    def _baseline_of(self) -> Baseline:
+        baseline = self._baseline
+        if baseline is None:
+            with self._baseline_lock:
+                if self._baseline is None:
+                    self._baseline = Baseline(self._guest, self.config.memory_limit_bytes)
+                baseline = self._baseline
+        return baseline
+
+    def _over_cap_message(self) -> str:
+        return f"more than {self.config.max_suspended} handlers are waiting on extension calls in this process"
 
     async def aexecute(self, code: str, ctx: ExecutionContext, timeout_ms: int | None = None) -> ExecutionResult:
         """``execute`` on a worker thread, so the event loop never blocks."""
@@ -191,21 +296,27 @@ class Runtime:
         value: Any = None,
         error: str | None = None,
         state: dict[str, Any] | None = None,
+        error_code: str | None = None,
     ) -> ExecutionResult:
         """``resume`` on a worker thread."""
         import asyncio
 
         loop = asyncio.get_running_loop()
-        call = functools.partial(self.resume, suspension_id, ok=ok, value=value, error=error, state=state)
+        call = functools.partial(
+            self.resume, suspension_id, ok=ok, value=value, error=error, state=state, error_code=error_code
+        )
         return await loop.run_in_executor(self._worker_pool(), call)
 
     def cancel(self, suspension_id: str) -> bool:
-        """Abandon a suspended execution and free its instance; False if there was none."""
+        """Abandon a suspended execution; False if there was none.
+
+        Nothing of it runs again: its snapshot is dropped, and an instance it is still lodged
+        in runs the next execution as usual (the handler's leftover jobs are never resumed).
+        """
         suspension = self._suspensions.take(suspension_id)
         if suspension is None:
             return False
-        # Nothing runs in it again: the jobs the handler left behind die with the instance.
-        self._pool.discard(suspension.sandbox)
+        suspension.lodging.drop()
         return True
 
     def check_syntax(self, code: str) -> ErrorInfo | None:
@@ -299,7 +410,7 @@ class Runtime:
             return
         self._closed = True
         for suspension in self._suspensions.close():
-            self._pool.discard(suspension.sandbox)
+            suspension.lodging.drop()
         self._pool.close()
         with self._executor_lock:
             if self._executor is not None:
@@ -379,15 +490,22 @@ class Runtime:
             if error.get("code") == ErrorCode.INTERNAL_ERROR:
                 logger.warning("sandbox failure in %s/%s: %s", ctx.panel_id, ctx.handler_name, error.get("message"))
         elif read.kind == ANSWER_SUSPENDED:
+            suspension = self._suspend(sandbox, read.call or [], ctx, code, timeout_ms, used_ms)
+            if suspension is None:
+                # Too many wait already: the handler's await throws instead, in this instance.
+                read, used_ms = self._refuse_wait(sandbox, read, ctx, timeout_ms, used_ms)
+                return self._conclude(sandbox, read, ctx, code, timeout_ms, used_ms, started, cache_hit)
             result = ExecutionResult(
                 status=SUSPENDED,
                 state_mutations=read.mutations or [],
                 events=read.events or [],
                 view_commands=read.views or [],
-                suspension=self._suspend(sandbox, read.call or [], ctx, code, timeout_ms, used_ms),
+                suspension=suspension,
                 metrics=figures,
                 logs=logs,
             )
+            # Its guest state stays lodged in the instance until the pool needs it.
+            self._pool.release(sandbox, memory)
         else:
             result = ExecutionResult(
                 status=SUCCESS,
@@ -409,22 +527,50 @@ class Runtime:
 
     def _suspend(
         self, sandbox: Sandbox, call: list[Any], ctx: ExecutionContext, code: str, timeout_ms: int, used_ms: float
-    ) -> SuspensionInfo:
+    ) -> SuspensionInfo | None:
+        """Register the suspension, lodged in ``sandbox``; None when ``max_suspended`` wait already."""
+        pending = [call[protocol.CALL_ALIAS], call[protocol.CALL_METHOD], call[protocol.CALL_ARGS]]
         record = Suspension(
-            sandbox=sandbox,
             context=ctx,
             code=code,
             call_id=int(call[protocol.CALL_ID]),
+            call=pending,
             timeout_ms=timeout_ms,
             used_ms=used_ms,
             expires_at=time.monotonic() + self.config.suspension_ttl_s,
+            lodging=Lodging.lodge(sandbox, self._baseline_of),
         )
-        return {
-            "suspension_id": self._suspensions.add(record),
-            "extension": call[protocol.CALL_ALIAS],
-            "method": call[protocol.CALL_METHOD],
-            "args": call[protocol.CALL_ARGS],
-        }
+        suspension_id = self._suspensions.add(record, self.config.max_suspended)
+        if suspension_id is None:
+            record.lodging.unlodge()
+            return None
+        return {"suspension_id": suspension_id, "extension": pending[0], "method": pending[1], "args": pending[2]}
+
+    def _refuse_wait(
+        self, sandbox: Sandbox, read: GuestAnswer, ctx: ExecutionContext, timeout_ms: int, used_ms: float
+    ) -> tuple[GuestAnswer, float]:
+        """Resume a suspension that could not be registered with a RESOURCE_LIMIT error; the
+        answer carries what the handler did before and after its await."""
+        call_id = int((read.call or [0])[protocol.CALL_ID])
+        error_json = protocol.encode(self._over_cap_message())
+        request = protocol.resume_request(
+            call_id, False, "null", error_json, "null", protocol.encode(ErrorCode.RESOURCE_LIMIT.value)
+        )
+        began = time.perf_counter_ns()
+        answer = self._run(sandbox, request, max(timeout_ms - used_ms, 1.0), timeout_ms, resume=True)
+        used = used_ms + (time.perf_counter_ns() - began) / 1e6
+        after = read_answer(answer, ctx, self._max_calls)
+        after.logs = (read.logs or []) + (after.logs or [])
+        if after.kind != ANSWER_ERROR:
+            after.mutations = (read.mutations or []) + (after.mutations or [])
+            after.events = (read.events or []) + (after.events or [])
+            after.views = (read.views or []) + (after.views or [])
+            if len(after.mutations) > MAX_STATE_MUTATIONS or len(after.events) > MAX_EVENTS:
+                after.kind = ANSWER_ERROR
+                after.error = error_dict(
+                    ErrorCode.RESOURCE_LIMIT, f"more than {MAX_STATE_MUTATIONS} state mutations or {MAX_EVENTS} events"
+                )
+        return after, used
 
     def _failed(self, error: ErrorInfo, started: int) -> ExecutionResult:
         duration_us = (time.perf_counter_ns() - started) // 1000
@@ -453,3 +599,7 @@ def _timeout(timeout_ms: object) -> int:
     if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int | float) or timeout_ms <= 0:
         raise ValueError("timeout_ms must be a positive number of milliseconds")
     return max(int(timeout_ms), 1)
+
+
+def _drop_suspension(record: Suspension) -> None:
+    record.lodging.drop()

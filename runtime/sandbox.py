@@ -17,7 +17,8 @@ import logging
 import secrets
 import struct
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import wasmtime
 
@@ -85,6 +86,32 @@ class SlotTable:
         if slot is not None:
             self._free.append(slot)
 
+    def to_data(self) -> list[Any]:
+        """The table as JSON data: ``[capacity, [[key, slot], ...], free slots, next slot]``."""
+        return [self._capacity, [[key, slot] for key, slot in self._slots.items()], list(self._free), self._next]
+
+    @classmethod
+    def from_data(cls, data: Any, key_of: Callable[[Any], Any] = lambda key: key) -> SlotTable:
+        """The table ``to_data`` described; ValueError for anything else."""
+        try:
+            capacity, entries, free, next_slot = data
+            table = cls(int(capacity))
+            for key, slot in entries:
+                table._slots[key_of(key)] = int(slot)
+            table._free = [int(slot) for slot in free]
+            table._next = int(next_slot)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"not a slot table: {exc}") from None
+        return table
+
+
+class Lodger(Protocol):
+    """A hibernated execution whose state is still only in an instance's memory."""
+
+    def evict(self, sandbox: Sandbox, closing: bool) -> None:
+        """Take the state out of ``sandbox`` before anything else runs in it (leaving it
+        pristine) or before it closes."""
+
 
 class Sandbox:
     """A guest instance restored from the pristine image, with host-side bookkeeping."""
@@ -95,9 +122,19 @@ class Sandbox:
             raise ValueError("memory_limit_mb is too small for the sandbox to start")
         self.image = image
         self.memory_limit = memory_limit
+        self._guest = guest
         self._ticker = guest.ticker
+        # Bumped by every call into the guest and every restore: a changed instance.
+        self.generation = 0
+        # The hibernated execution whose state lives only in this instance's memory.
+        self.lodger: Lodger | None = None
+        self._setup()
+
+    def _setup(self) -> None:
+        guest, image, memory_limit = self._guest, self.image, self.memory_limit
         self._store, exports = instantiate(guest, memory_limit)
         self.calls, memory, stack_pointer = bind(self._store, exports, guest.stepper)
+        self.linear_memory, self.stack_pointer = memory, stack_pointer
         # step(entry, ptr, length): the stepper with this instance's fixed arguments bound.
         self._call_step = functools.partial(
             self.calls.call7, "step", image.poll, image.undefined, image.argv_ptr, image.out_ptr
@@ -153,6 +190,9 @@ class Sandbox:
 
     def _guarded(self, entry: int, payload: bytes, deadline_ticks: int) -> list[Any]:
         # Guest code runs only here, always under a deadline that the ticker enforces.
+        if self.lodger is not None:  # the runtime vacates at checkout; this is a safeguard
+            self.vacate()
+        self.generation += 1
         self.calls.set_epoch_deadline(deadline_ticks)
         self._ticker.enter()
         try:
@@ -289,9 +329,66 @@ class Sandbox:
         size = self.calls.memory_size() if memory_size is None else memory_size
         return size + EXHAUSTION_MARGIN >= self.memory_limit
 
+    # -- hibernation (runtime/hibernation.py) -----------------------------------
+
+    def vacate(self, closing: bool = False) -> None:
+        """Let a hibernated execution living in this instance take its state out first.
+
+        Call it right after checkout, before the host tables are consulted: unless the
+        instance is closing, it is left pristine.
+        """
+        lodger = self.lodger
+        if lodger is not None:
+            lodger.evict(self, closing)
+
+    def forget_tables(self) -> None:
+        """The host tables of a pristine instance."""
+        self.handlers = SlotTable(MAX_COMPILED_PER_INSTANCE)
+        self.capabilities = SlotTable(MAX_CAPABILITY_SETS)
+        self.needs_seed = True
+        self.last_args = None
+
+    def memory_bytes(self) -> bytes:
+        """A copy of linear memory as it is now."""
+        return bytes(self._memory_view())
+
+    def grow_to(self, size: int) -> None:
+        current = self.calls.memory_size()
+        if size > current:
+            self.linear_memory.grow(self._store, (size - current + WASM_PAGE - 1) // WASM_PAGE)
+        self._memory = self._memory_view()
+
+    def write_memory(self, offset: int, data: bytes) -> None:
+        self._memory[offset : offset + len(data)] = data
+
+    def read_stack_pointer(self) -> int:
+        value = self.stack_pointer.value(self._store)
+        return int(value) if isinstance(value, int) else 0
+
+    def restore_registers(self, stack_pointer: int) -> None:
+        """The guest's globals and allocator cap after its memory was replaced."""
+        self.stack_pointer.set_value(self._store, wasmtime.Val.i32(stack_pointer))
+        self.calls.set_epoch_deadline(SETUP_TICKS)
+        self.calls.call1("set_memory_limit", max(self.memory_limit - GUEST_ALLOCATOR_HEADROOM_BYTES, 1 << 20))
+        self.size_after_call = None
+        self.generation += 1
+
+    def rebuild(self) -> None:
+        """A pristine instance in place of this one (same object, new store)."""
+        self.vacate(closing=True)
+        try:
+            self._store.close()
+        except Exception:  # closing must never fail the caller
+            logger.debug("closing a guest store failed", exc_info=True)
+        panel_id, executions = self.panel_id, self.executions
+        self._setup()
+        self.panel_id, self.executions = panel_id, executions
+        self.generation += 1
+
     def close(self) -> None:
         if self.closed:
             return
+        self.vacate(closing=True)
         self.closed = True
         try:
             self._store.close()

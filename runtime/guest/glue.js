@@ -859,7 +859,7 @@
     }
   }
 
-  // reply: [callId, ok, value, errorMessage, state|null]
+  // reply: [callId, ok, value, errorMessage, state|null, errorCode?]
   function resume(input) {
     const reply = jsonParse(input);
     if (!rec.open || rec.inflight === null || rec.inflight.id !== reply[0]) {
@@ -877,7 +877,12 @@
       rec.orig = null;
     }
     if (reply[1]) call.resolve(reply[2]);
-    else call.reject(new NativeError(typeof reply[3] === 'string' ? reply[3] : 'extension call failed'));
+    else {
+      const failure = new NativeError(typeof reply[3] === 'string' ? reply[3] : 'extension call failed');
+      // An error code chosen by the host (TIMEOUT, RESOURCE_LIMIT, ...) for handlers to test.
+      if (typeof reply[5] === 'string') failure.code = reply[5];
+      call.reject(failure);
+    }
     return PENDING_ANSWER;
   }
 

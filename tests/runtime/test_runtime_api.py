@@ -402,14 +402,19 @@ def test_pool_warm_and_capped(make_runtime) -> None:  # type: ignore[no-untyped-
 
 def test_busy_pool_raises(make_runtime) -> None:  # type: ignore[no-untyped-def]
     rt = make_runtime(min_instances=1, max_instances=1, acquire_timeout_ms=100)
-    held = rt.execute("await $ext.http.get('/');", context(extensions={"http": ["get"]}))
-    assert held.status == "suspended"
+    # A suspended execution holds no instance ...
+    waiting = rt.execute("await $ext.http.get('/');", context(extensions={"http": ["get"]}))
+    assert waiting.status == "suspended"
+    assert rt.stats()["active_instances"] == 0
+    # ... a running one does (held here as an execution would hold it).
+    held = rt._pool.acquire("holder", 1)
     assert rt.stats()["active_instances"] == 1
     with pytest.raises(RuntimeBusyError) as raised:
         rt.execute("return 1;", context(panel_id="other"))
     assert raised.value.code == "RUNTIME_BUSY"
-    assert rt.cancel(held.suspension["suspension_id"]) is True
+    rt._pool.release(held)
     assert rt.execute("return 1;", context(panel_id="other")).return_value == 1
+    assert rt.cancel(waiting.suspension["suspension_id"]) is True
 
 
 def test_failed_instances_are_replaced(make_runtime) -> None:  # type: ignore[no-untyped-def]
