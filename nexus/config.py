@@ -193,6 +193,18 @@ class NexusConfig:
     THROTTLE_PROXY_COUNT: int = _setting(
         0, _int(0, 10), "reverse proxies in front whose X-Forwarded-For names the client address"
     )
+    WORKSPACE_MAX_CONCURRENT: int = _setting(
+        4, _int(1, 100_000), "executions one workspace may run at once, per process"
+    )
+    WORKSPACE_EXECUTIONS_PER_MINUTE: int = _setting(
+        600, _int(1, 100_000_000), "tool runs one workspace may start per minute, across processes"
+    )
+    WORKSPACE_SANDBOX_MS_PER_MINUTE: int = _setting(
+        30_000, _int(1, 100_000_000), "sandbox time (ms) one workspace's handlers may use per minute"
+    )
+    WORKSPACE_HTTP_CALLS_PER_MINUTE: int = _setting(
+        300, _int(1, 100_000_000), "nexus.http calls one workspace's handlers may make per minute"
+    )
     WS_MAX_MESSAGES_PER_SECOND: int = _setting(50, _int(1, 100_000), "frames a socket may send per second, sustained")
     WS_MESSAGE_BURST: int = _setting(200, _int(1, 1_000_000), "frames a socket may send at once above that rate")
     WS_MAX_CONNECTION_AGE: int = _setting(

@@ -139,6 +139,20 @@ SCHEDULE_LAG_SECONDS = _registered(
 for _status in ("success", "error", "skipped"):
     SCHEDULE_RUNS_TOTAL.labels(_status)
 
+QUOTA_REJECTIONS_TOTAL = _registered(
+    Counter,
+    "nexus_quota_rejections_total",
+    "Work refused because a workspace reached one of its quotas, by quota.",
+    ("quota",),
+)
+QUOTA_CHECK_FAILURES_TOTAL = _registered(
+    Counter,
+    "nexus_quota_check_failures_total",
+    "Quota checks that could not reach Redis and let the work through.",
+)
+for _quota in ("concurrent", "executions", "sandbox_ms", "http_calls"):
+    QUOTA_REJECTIONS_TOTAL.labels(_quota)
+
 
 def add_durations(bucket_counts: list[int], total_seconds: float, observe: Callable[[float], None]) -> None:
     """Add pre-bucketed observations to HANDLER_DURATION_SECONDS.
@@ -171,6 +185,8 @@ __all__ = [
     "HOST_CALLS_TOTAL",
     "HOST_FUNCTIONS",
     "PANELS_ACTIVE",
+    "QUOTA_CHECK_FAILURES_TOTAL",
+    "QUOTA_REJECTIONS_TOTAL",
     "RUNTIME_INSTANCES",
     "RUNTIME_MEMORY_PEAK_BYTES",
     "RUNTIME_WAITING_EXECUTIONS",

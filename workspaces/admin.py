@@ -24,9 +24,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from workspaces.models import AuditRecord, Membership, Panel, PanelRun, Role, Schedule, Workspace
+from workspaces.models import AuditRecord, Membership, Panel, PanelRun, Role, Schedule, Workspace, WorkspaceQuota
 from workspaces.services import activity as activity_service
 from workspaces.services import panels as panel_service
+from workspaces.services import quotas as quota_service
 from workspaces.services import schedules as schedule_service
 from workspaces.services import workspaces as workspace_service
 from workspaces.services.connections import release_connection
@@ -76,6 +77,28 @@ class MembershipInline(admin.TabularInline):
     formset = MembershipFormSet
     extra = 1
     autocomplete_fields = ["user"]
+
+
+class WorkspaceQuotaInline(admin.StackedInline):
+    """The workspace's own quotas (empty fields use the WORKSPACE_* defaults) and what it uses now."""
+
+    model = WorkspaceQuota
+    max_num = 1
+    can_delete = True
+    fields = ["max_concurrent", "executions_per_minute", "sandbox_ms_per_minute", "http_calls_per_minute", "usage"]
+    readonly_fields = ["usage"]
+    verbose_name = verbose_name_plural = "quotas"
+
+    @admin.display(description="Current use / limit")
+    def usage(self, row: WorkspaceQuota | None) -> str:
+        if row is None or row.workspace_id is None:
+            return "-"
+        usage = quota_service.usage_of(row.workspace.slug)
+        return format_html_join(
+            format_html("<br>"), "{}: {} / {}",
+            ((quota, "?" if figures["used"] is None else figures["used"], figures["limit"])
+             for quota, figures in usage.items()),
+        )
 
 
 def save_memberships(workspace: Workspace, formset: BaseInlineFormSet) -> None:
@@ -129,7 +152,7 @@ class WorkspaceAdmin(ServiceDeletes):
     search_fields = ["slug", "name"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["created_at", "updated_at"]
-    inlines = [MembershipInline]
+    inlines = [MembershipInline, WorkspaceQuotaInline]
 
     @admin.display(description="Panels")
     def panel_count(self, workspace: Workspace) -> int:
@@ -158,6 +181,13 @@ class WorkspaceAdmin(ServiceDeletes):
         obj._state.adding = False
 
     def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
+        if formset.model is WorkspaceQuota:
+            formset.save(commit=False)
+            for row in formset.deleted_objects:
+                quota_service.delete_override(row)
+            for row in formset.new_objects + [row for row, _ in formset.changed_objects]:
+                quota_service.save_override(row)
+            return
         if formset.model is not Membership:
             super().save_formset(request, form, formset, change)
             return

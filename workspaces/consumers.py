@@ -22,7 +22,7 @@ from workspaces import access
 from workspaces.access import AccessDenied, Principal
 from workspaces.frame_rate import FrameRate
 from workspaces.models import Panel, Workspace
-from workspaces.services import json_input, presence, telemetry
+from workspaces.services import json_input, presence, quotas, telemetry
 from workspaces.services import panels as panel_service
 from workspaces.services.errors import CodedError, ErrorCode
 from workspaces.services.panels import ServiceError
@@ -315,7 +315,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         except AccessDenied as denied:
             await self.send_error(denied.code, denied.message, request_id)
         except ServiceError as error:
-            await self.send_error(error.code, error.message, request_id)
+            await self.send_error(error.code, error.message, request_id, quotas.retry_after_of(error))
         except Panel.DoesNotExist:
             await self.send_error(ErrorCode.NOT_FOUND, "Panel was deleted", request_id)
         except (OperationalError, InterfaceError):
@@ -497,11 +497,14 @@ class PanelConsumer(AsyncWebsocketConsumer):
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content, separators=(",", ":")))
 
-    async def send_error(self, code: str, message: str, request_id: Any = None) -> None:
+    async def send_error(self, code: str, message: str, request_id: Any = None,
+                         retry_after: int | None = None) -> None:
         telemetry.count_error(code)
         frame: dict[str, Any] = {"type": "ERROR", "code": code, "message": message}
         if request_id is not None:
             frame["requestId"] = request_id
+        if retry_after is not None:
+            frame["retryAfter"] = retry_after
         await self.send_json(frame)
 
     def _spawn(self, coroutine: Any) -> None:

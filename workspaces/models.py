@@ -209,3 +209,24 @@ class PanelRevision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.panel} r{self.number}"
+
+
+class WorkspaceQuota(models.Model):
+    """A workspace's own quotas; an empty field uses the process default (WORKSPACE_* settings)."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="quota")
+    max_concurrent = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Executions at once, per process; empty uses WORKSPACE_MAX_CONCURRENT."
+    )
+    executions_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Tool runs per minute; empty uses WORKSPACE_EXECUTIONS_PER_MINUTE."
+    )
+    sandbox_ms_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Sandbox milliseconds per minute; empty uses WORKSPACE_SANDBOX_MS_PER_MINUTE."
+    )
+    http_calls_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="nexus.http calls per minute; empty uses WORKSPACE_HTTP_CALLS_PER_MINUTE."
+    )
+
+    def __str__(self) -> str:
+        return f"quotas of {self.workspace}"

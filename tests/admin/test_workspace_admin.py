@@ -37,6 +37,7 @@ def change_form(workspace: Workspace, roles: dict[str, str], deleted: tuple[str,
         "memberships-TOTAL_FORMS": str(len(existing) + len(extra)),
         "memberships-INITIAL_FORMS": str(len(existing)),
         "memberships-MIN_NUM_FORMS": "0", "memberships-MAX_NUM_FORMS": "1000",
+        "quota-TOTAL_FORMS": "0", "quota-INITIAL_FORMS": "0", "quota-MIN_NUM_FORMS": "0", "quota-MAX_NUM_FORMS": "1",
         "_save": "Save",
     }
     for index, membership in enumerate(existing):
@@ -101,6 +102,7 @@ def test_adding_a_workspace_with_its_owner(admin_client: Client, make_user: Any)
         "memberships-TOTAL_FORMS": "1", "memberships-INITIAL_FORMS": "0",
         "memberships-MIN_NUM_FORMS": "0", "memberships-MAX_NUM_FORMS": "1000",
         "memberships-0-user": str(nora.pk), "memberships-0-role": "owner", "_save": "Save",
+        "quota-TOTAL_FORMS": "0", "quota-INITIAL_FORMS": "0", "quota-MIN_NUM_FORMS": "0", "quota-MAX_NUM_FORMS": "1",
     }
     response = admin_client.post(f"{WORKSPACES}add/", data, follow=True)
     assert response.status_code == 200

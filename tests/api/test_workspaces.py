@@ -24,7 +24,8 @@ def test_list_shows_only_the_callers_workspaces(world: World, api_client_for: An
     assert rows["ws"]["role"] == "viewer" and rows["other"]["role"] == "owner"
     assert rows["ws"]["panelCount"] == 1
     assert rows["ws"]["maxPanels"] == 10
-    assert set(rows["ws"]) == {"slug", "name", "maxPanels", "role", "panelCount", "createdAt", "updatedAt"}
+    assert set(rows["ws"]) == {"slug", "name", "maxPanels", "role", "panelCount", "quotas", "createdAt", "updatedAt"}
+    assert rows["ws"]["quotas"] is None  # a viewer does not see them; owners do (tests/api/test_quotas.py)
 
 
 def test_list_with_a_workspace_token_shows_that_workspace_only(world: World, api_client_for: Any) -> None:

@@ -35,6 +35,7 @@ STATUS_CODES: dict[str, int] = {
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.MAX_PANELS: 429,
+    ErrorCode.QUOTA_EXCEEDED: 429,
     ErrorCode.RUNTIME_BUSY: 503,
     ErrorCode.UNAVAILABLE: 503,
 }
@@ -107,6 +108,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response["WWW-Authenticate"] = 'Bearer realm="nexus"'
     if isinstance(exc, exceptions.Throttled):
         response["Retry-After"] = str(_retry_after(exc))
+    elif code == ErrorCode.QUOTA_EXCEEDED and isinstance(details, dict) and "retryAfter" in details:
+        response["Retry-After"] = str(details["retryAfter"])
     return response
 
 

@@ -13,7 +13,7 @@ from rest_framework_simplejwt.serializers import TokenObtainSerializer, TokenRef
 
 from workspaces.access import ALL_PERMISSIONS
 from workspaces.models import PANEL_ID_PATTERN, Membership, Panel, Role, Schedule, Workspace
-from workspaces.services import presence
+from workspaces.services import presence, quotas
 from workspaces.services.tokens import TokenRequestError, mint_pair
 
 PERMISSION_CHOICES = sorted(ALL_PERMISSIONS)
@@ -100,8 +100,15 @@ class TokenRefreshRequestSerializer(TokenRefreshSerializer):
 # ---------------------------------------------------------------- workspaces and members
 
 
-STAFF_ONLY_FIELDS = ("maxPanels",)
+STAFF_ONLY_FIELDS = ("maxPanels", "quotas")
 STAFF_ONLY_MESSAGE = "Limits are set by staff in the admin console; leave this field out of the request."
+
+
+class WorkspaceQuotasSerializer(serializers.Serializer):
+    maxConcurrent = serializers.IntegerField(help_text="Executions at once, per server process.")
+    executionsPerMinute = serializers.IntegerField(help_text="Tool runs started per minute.")
+    sandboxMsPerMinute = serializers.IntegerField(help_text="Sandbox milliseconds used per minute.")
+    httpCallsPerMinute = serializers.IntegerField(help_text="nexus.http calls made by handlers per minute.")
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):
@@ -113,10 +120,13 @@ class WorkspaceSerializer(serializers.ModelSerializer):
     panelCount = serializers.SerializerMethodField()
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
     updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
+    quotas = serializers.SerializerMethodField(
+        help_text="The workspace's quotas (owners only; null for other roles). Set by staff in the admin console.",
+    )
 
     class Meta:
         model = Workspace
-        fields = ["slug", "name", "maxPanels", "role", "panelCount", "createdAt", "updatedAt"]
+        fields = ["slug", "name", "maxPanels", "role", "panelCount", "quotas", "createdAt", "updatedAt"]
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
@@ -128,6 +138,12 @@ class WorkspaceSerializer(serializers.ModelSerializer):
     def get_role(self, workspace: Workspace) -> str | None:
         roles: dict[int, str] = self.context.get("roles", {})
         return roles.get(workspace.pk)
+
+    @extend_schema_field(WorkspaceQuotasSerializer(allow_null=True))
+    def get_quotas(self, workspace: Workspace) -> dict[str, int] | None:
+        if self.get_role(workspace) != Role.OWNER:
+            return None
+        return quotas.describe(workspace.slug)
 
     def get_panelCount(self, workspace: Workspace) -> int:
         count = getattr(workspace, "panel_count", None)

@@ -16,11 +16,13 @@ from nexus import lifecycle
 from runtime.extensions.registry import Denial, ExtensionDenied, ExtensionError, ExtensionRegistry
 from workspaces.models import AuditOutcome, AuditRecord
 from workspaces.nxml import PanelDefinition
+from workspaces.services import quotas
 
 if TYPE_CHECKING:
     from workspaces.services.panels import HandlerRun
 
 logger = logging.getLogger(__name__)
+HTTP_EXTENSION = "nexus.http"  # its calls count against WORKSPACE_HTTP_CALLS_PER_MINUTE
 
 # httpx clients belong to one event loop: the server's loop keeps a started registry for the
 # life of the process; any other loop (a command, a test) gets one for the call only.
@@ -95,6 +97,13 @@ async def perform(run: HandlerRun, suspension: dict[str, Any]) -> dict[str, Any]
     if declared is None:
         resume["error"] = f"Extension '{alias}' not found"
         return resume
+    if declared.name == HTTP_EXTENSION:
+        refusal = await quotas.charge_http_call(run.workspace_slug)
+        if refusal is not None:  # the handler's await throws an Error whose code says why
+            resume["error"], resume["error_code"] = refusal.message, refusal.code
+            await _audit(run, f"{declared.name}.{method}", _describe_target(suspension), AuditOutcome.DENIED,
+                         refusal.message)
+            return resume
     panel_config = await _panel_config(run.panel_pk, alias)
     try:
         async with registry_for_call() as registry:

@@ -33,11 +33,13 @@ from workspaces.nxml.tree import ScheduleDef
 
 # panels calls sync() while storing a source, so each module reaches the other through its name.
 from workspaces.services import panels as panel_service
+from workspaces.services import quotas
 from workspaces.services.errors import ErrorCode
 
 logger = logging.getLogger("nexus.schedules")
 
 ACTOR = "schedule"
+SKIPPED = "skipped"
 # How long a claimed run keeps its schedule busy without the claiming process renewing it.
 LEASE_S = 15.0
 CLAIM_BATCH = 100
@@ -161,12 +163,14 @@ async def run(claim: Claim, actor: str = ACTOR, observe_lag: bool = True) -> dic
         panel = await panel_service.in_worker(_panel)(claim.panel_pk)
         outcome = await panel_service.run_tool(panel, claim.tool, claim.args, actor=actor)
         body = outcome.body()
+    except quotas.QuotaExceeded as exc:  # the workspace is over a quota: this tick does not run
+        body = {"status": SKIPPED, "error": {"code": exc.code, "message": exc.message, "details": exc.details}}
     except panel_service.ServiceError as exc:
         body = {"status": "error", "error": {"code": exc.code, "message": exc.message}}
     except Exception:  # a scheduler bug must not end the loop; the run is recorded as failed
         logger.exception("schedule %s of panel %s crashed", claim.name, claim.panel_pk)
         body = {"status": "error", "error": {"code": ErrorCode.INTERNAL_ERROR, "message": "The scheduled run crashed"}}
-    status = "success" if body["status"] == "success" else "error"
+    status = body["status"] if body["status"] in ("success", SKIPPED) else "error"
     SCHEDULE_RUNS_TOTAL.labels(status).inc()
     await panel_service.in_worker(finish)(claim, started, status, body.get("error"))
     return body
@@ -183,7 +187,8 @@ def _panel(panel_pk: int) -> Panel:
 def finish(claim: Claim, started: datetime, status: str, error: dict[str, Any] | None) -> None:
     Schedule.objects.filter(pk=claim.schedule_pk).update(
         running_until=None, last_run_at=started, last_status=status, last_error=error,
-        runs=F("runs") + 1, failures=F("failures") + (1 if status == "error" else 0),
+        runs=F("runs") + (0 if status == SKIPPED else 1), failures=F("failures") + (1 if status == "error" else 0),
+        skipped=F("skipped") + (1 if status == SKIPPED else 0),
     )
     if status == "error":
         logger.warning("schedule %s of panel %s failed: %s", claim.name, claim.panel_pk, (error or {}).get("message"))

@@ -13,7 +13,7 @@ from nexus import lifecycle
 from runtime import ExecutionResult
 from workspaces.models import Panel, PanelStatus, RunKind
 from workspaces.nxml import PanelDefinition
-from workspaces.services import activity
+from workspaces.services import activity, quotas
 from workspaces.services import extensions as extension_service
 from workspaces.services.errors import ErrorCode
 from workspaces.services.panels.definitions import adefinition_of
@@ -24,12 +24,17 @@ from workspaces.services.values import describe, matches_type, unstorable_text
 
 logger = logging.getLogger("nexus.panels")
 
-async def execute(run: HandlerRun, on_progress: ProgressCallback | None = None) -> Outcome:
-    """Run a handler to its end, segment by segment, performing extension calls between them."""
+async def execute(run: HandlerRun, on_progress: ProgressCallback | None = None,
+                  usage: quotas.ExecutionUsage | None = None) -> Outcome:
+    """Run a handler to its end, segment by segment, performing extension calls between them.
+
+    ``usage``, when given, receives the sandbox time the segments took.
+    """
     outcome = Outcome()
     started_at, started = timezone.now(), time.perf_counter()
     with lifecycle.tracked_execution():
         result, commit, failure = await run_segment(run, None)
+        _count_sandbox_time(usage, result)
         logs = list(result.logs)
         while failure is None and result.status == "suspended":
             outcome.absorb(commit)
@@ -37,6 +42,7 @@ async def execute(run: HandlerRun, on_progress: ProgressCallback | None = None) 
                 await on_progress(_progress(result, commit))
             resume = await extension_service.perform(run, result.suspension or {})
             result, commit, failure = await run_segment(run, resume)
+            _count_sandbox_time(usage, result)
             logs.extend(result.logs)
     outcome.absorb(commit)
     if failure is not None:
@@ -64,6 +70,11 @@ async def execute(run: HandlerRun, on_progress: ProgressCallback | None = None) 
         },
     )
     return outcome
+
+
+def _count_sandbox_time(usage: quotas.ExecutionUsage | None, result: ExecutionResult) -> None:
+    if usage is not None:
+        usage.sandbox_ms += (result.metrics.get("duration_us") or 0) / 1000
 
 
 def _progress(result: ExecutionResult, commit: Commit | None) -> dict[str, Any]:
@@ -131,7 +142,8 @@ async def run_tool(
     actor: str = "",
     on_progress: ProgressCallback | None = None,
 ) -> Outcome:
-    """Run a panel's tool with these arguments; refusals (stopped panel, unknown tool, bad args) raise ServiceError."""
+    """Run a panel's tool with these arguments; refusals (stopped panel, unknown tool, bad args, a workspace
+    quota reached: ``quotas.QuotaExceeded``) raise ServiceError."""
     if lifecycle.is_draining():
         raise ServiceError(ErrorCode.UNAVAILABLE, "Server is shutting down")
     if panel.status == PanelStatus.STOPPED:
@@ -144,7 +156,8 @@ async def run_tool(
     assert tool is not None
     run = _handler_run(panel, definition, tool_name, tool.handler.code,
                        definition.tool_capabilities(tool_name), checked, scope, actor)
-    return await execute(run, on_progress)
+    async with quotas.execution_slot(run.workspace_slug) as usage:
+        return await execute(run, on_progress, usage)
 
 
 async def run_lifecycle(panel: Panel, event: str, actor: str = "") -> Outcome | None:
