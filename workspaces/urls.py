@@ -11,6 +11,8 @@ urlpatterns = [
     path("<slug:slug>/panels/<str:panel_id>/state/", views.panel_state, name="panel-page-state"),
     path("<slug:slug>/panels/<str:panel_id>/edit/", views.panel_edit, name="panel-edit"),
     path("<slug:slug>/panels/<str:panel_id>/history/", views.panel_history, name="panel-history"),
+    path("<slug:slug>/panels/<str:panel_id>/history/<int:number>/restore/", views.panel_restore,
+         name="panel-restore"),
     path("<slug:slug>/panels/<str:panel_id>/duplicate/", views.panel_duplicate, name="panel-duplicate"),
     path("<slug:slug>/panels/<str:panel_id>/delete/", views.panel_delete, name="panel-delete"),
 ]

@@ -21,7 +21,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from workspaces import access, editing
 from workspaces.access import AccessDenied, Principal
@@ -33,7 +33,7 @@ from workspaces.services import panels as panel_service
 from workspaces.services import workspaces as workspace_service
 from workspaces.services.connections import release_connection
 from workspaces.services.errors import ErrorCode
-from workspaces.services.panels import ServiceError
+from workspaces.services.panels import ServiceError, revisions
 
 View = Callable[..., HttpResponse]
 
@@ -260,11 +260,6 @@ def panel_new(request: HttpRequest, slug: str) -> HttpResponse:
     return _editor_page(request, workspace, None, config)
 
 
-def _current_revision(panel: Panel) -> int | None:
-    latest = panel.revisions.only("number").first()
-    return latest.number if latest else None
-
-
 @page_login_required
 def panel_edit(request: HttpRequest, slug: str, panel_id: str) -> HttpResponse:
     """The panel's NXML in the editor; saving replaces it in place (PATCH), based on the revision shown."""
@@ -273,7 +268,7 @@ def panel_edit(request: HttpRequest, slug: str, panel_id: str) -> HttpResponse:
     _require(request, workspace, EDIT_PERMISSION)
     config = _editor_config(
         request, workspace, mode="edit", source=panel.source, panelId=panel.panel_id,
-        revision=_current_revision(panel), state=panel.state,
+        revision=revisions.current_number(panel) or None, state=panel.state,
         saveUrl=reverse("api:panel", args=[workspace.slug, panel.panel_id]),
         panelUrl=reverse("panel-page", args=[workspace.slug, panel.panel_id]),
     )
@@ -310,10 +305,10 @@ class RevisionRow:
 
 
 def _revision_rows(panel: Panel) -> list[RevisionRow]:
-    revisions = list(panel.revisions.select_related("author").order_by("-number"))
+    stored = list(revisions.revisions_of(panel))
     rows = []
-    for index, revision in enumerate(revisions):
-        previous = revisions[index + 1].source if index + 1 < len(revisions) else ""
+    for index, revision in enumerate(stored):
+        previous = stored[index + 1].source if index + 1 < len(stored) else ""
         rows.append(RevisionRow(
             number=revision.number,
             author=revision.author.get_username() if revision.author else "",
@@ -326,20 +321,31 @@ def _revision_rows(panel: Panel) -> list[RevisionRow]:
 
 
 @page_login_required
+@require_GET
 def panel_history(request: HttpRequest, slug: str, panel_id: str) -> HttpResponse:
     """The panel's revisions, newest first, each with its changes against the one before."""
     workspace = _workspace_for(request, slug)
     panel = _panel_for(workspace, panel_id)
-    can_restore = _allowed(request, workspace, EDIT_PERMISSION)
-    config = {
-        "csrfToken": get_token(request) if can_restore else "",
-        "restoreUrlTemplate": reverse("api:panel", args=[workspace.slug, panel.panel_id]) + "revisions/__n__/restore/",
-        "panelUrl": reverse("panel-page", args=[workspace.slug, panel.panel_id]),
-    }
     return render(request, "workspaces/panel_history.html", {
         "workspace": workspace, "panel": panel, "revisions": _revision_rows(panel),
-        "can_restore": can_restore, "config": config,
+        "can_restore": _allowed(request, workspace, EDIT_PERMISSION),
     })
+
+
+@page_login_required
+@require_POST
+def panel_restore(request: HttpRequest, slug: str, panel_id: str, number: int) -> HttpResponse:
+    """A new revision with an old one's source (the state migrates as for any edit); then the panel."""
+    workspace = _workspace_for(request, slug)
+    panel = _panel_for(workspace, panel_id)
+    _require(request, workspace, EDIT_PERMISSION)
+    try:
+        _run(panel_service.restore_revision, panel, number, actor=request.user.get_username())
+    except ServiceError as exc:
+        return render(request, "workspaces/panel_action_failed.html",
+                      {"workspace": workspace, "panel": panel, "action": f"restore revision {number} of",
+                       "message": exc.message}, status=404 if exc.code == ErrorCode.NOT_FOUND else 400)
+    return redirect("panel-page", workspace.slug, panel.panel_id)
 
 
 @page_login_required

@@ -177,8 +177,30 @@ def test_history_lists_revisions_newest_first_with_diffs(team: dict[str, Any]) -
     assert 'nx-diff-line--add">+    &lt;Button label=&quot;Vote again&quot;' in body
     assert "Louder &lt;b&gt;" in body and "eddie" in body
     assert "Restore revision 1" in body and "Restore revision 2" not in body, "the current one is not restorable"
-    config = _page_data(body, "nexus-history-data")
-    assert config["restoreUrlTemplate"] == "/api/v1/workspaces/acme/panels/votes/revisions/__n__/restore/"
+    assert 'action="/workspaces/acme/panels/votes/history/1/restore/"' in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_restore_makes_a_new_revision_from_an_old_one(team: dict[str, Any]) -> None:
+    from workspaces.models import Panel
+    from workspaces.services import panels as panel_service
+
+    panel = _create(team["workspace"])
+    second = SOURCE.replace('<Button label="Vote"', '<Button label="Vote again"')
+    async_to_sync(panel_service.update_source)(panel, second, actor="eddie")
+    viewer = _client(team["viewer"])
+    assert viewer.post("/workspaces/acme/panels/votes/history/1/restore/").status_code == 403
+    assert Panel.objects.get(panel_id="votes").source == second
+    client = _client(team["editor"])
+    missing = client.post("/workspaces/acme/panels/votes/history/9/restore/")
+    assert missing.status_code == 404 and "has no revision 9" in missing.content.decode()
+    response = client.post("/workspaces/acme/panels/votes/history/1/restore/")
+    assert response.status_code == 302 and response["Location"] == "/workspaces/acme/panels/votes/"
+    restored = Panel.objects.get(panel_id="votes")
+    assert restored.source == SOURCE
+    assert list(restored.revisions.values_list("number", flat=True)) == [3, 2, 1]
+    assert restored.revisions.first().message == "Restored revision 1"
+    assert client.get("/workspaces/acme/panels/votes/history/1/restore/").status_code == 405
 
 
 @pytest.mark.django_db(transaction=True)
