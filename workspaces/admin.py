@@ -24,6 +24,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from workspaces.admin_revisions import PanelRevisionsMixin
 from workspaces.models import AuditRecord, Membership, Panel, PanelRun, Role, Schedule, Workspace, WorkspaceQuota
 from workspaces.services import activity as activity_service
 from workspaces.services import panels as panel_service
@@ -235,7 +236,7 @@ class PanelForm(forms.ModelForm):
 
 
 @admin.register(Panel)
-class PanelAdmin(ServiceDeletes):
+class PanelAdmin(PanelRevisionsMixin, ServiceDeletes):
     form = PanelForm
     list_display = ["panel_id", "workspace", "title", "status", "state_version", "last_activity", "live_page"]
     list_filter = ["workspace", "status"]
@@ -245,7 +246,7 @@ class PanelAdmin(ServiceDeletes):
     actions = ["validate_panels", "reset_state", "remount", "stop", "export_nxml"]
     readonly_fields = [
         "title", "version", "status", "state_version", "pretty_state", "pretty_last_error",
-        "created_at", "updated_at", "last_activity", "live_page", "recent_runs",
+        "created_at", "updated_at", "last_activity", "live_page", "recent_runs", "revision_history",
     ]
 
     def get_fields(self, request: HttpRequest, obj: Panel | None = None) -> list[Any]:
@@ -253,7 +254,7 @@ class PanelAdmin(ServiceDeletes):
             return ["workspace", "panel_id", "extension_config", "source"]
         return ["workspace", "panel_id", "live_page", "title", "version", "status", "state_version", "pretty_state",
                 "pretty_last_error", "recent_runs", "pretty_extension_config", "created_at", "last_activity",
-                "source"]
+                "revision_history", "source"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Panel | None = None) -> list[str]:
         if obj is None:

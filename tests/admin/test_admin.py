@@ -89,7 +89,10 @@ def test_editing_the_source_goes_through_the_service(admin_client: Client, works
     response = admin_client.post(f"{CHANGELIST}{created.pk}/change/", {"source": renamed})
     assert response.status_code == 302
     stored = panel("counter")
-    assert (stored.title, stored.source, stored.state_version) == ("Tally", renamed, 1)
+    # Only the title changed: the state (and its version) stay; the edit is revision 2.
+    assert (stored.title, stored.source, stored.state_version) == ("Tally", renamed, 0)
+    revision = stored.revisions.get(number=2)
+    assert (revision.message, revision.author.username, revision.source) == ("Edited in the admin", "root", renamed)
 
 
 def test_adding_a_panel_runs_mount(admin_client: Client, workspace: Any) -> None:

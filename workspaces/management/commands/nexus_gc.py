@@ -1,4 +1,4 @@
-"""Housekeeping: remove long-stopped or failed panels and old audit records."""
+"""Housekeeping: remove long-stopped or failed panels, old audit records and, on request, old revisions."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from workspaces.models import AuditRecord, Panel, PanelStatus
 from workspaces.services import panels as panel_service
+from workspaces.services.panels import ServiceError, revisions
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 BATCH = 500
@@ -33,12 +34,15 @@ class Command(BaseCommand):
         "Delete panels that are stopped or in error and untouched for longer than --older-than (default 7d), "
         "and audit records older than --audit-days (default AUDIT_RETENTION_DAYS). --dry-run lists what would "
         "go and changes nothing. Panels are deleted through the panel service (unmount runs, open sockets close "
-        "with 4404), in batches with a progress bar; prints a summary."
+        "with 4404), in batches with a progress bar; prints a summary. --keep N also deletes all but each "
+        "panel's newest N revisions."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--older-than", default="7d", help="age of stopped/error panels to purge (e.g. 12h, 7d)")
         parser.add_argument("--audit-days", type=int, default=None, help="keep audit records this many days")
+        parser.add_argument("--keep", type=int, default=None, metavar="N",
+                            help="also prune revisions: keep each panel's newest N (N >= 1)")
         parser.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
 
@@ -52,14 +56,27 @@ class Command(BaseCommand):
             status__in=[PanelStatus.STOPPED, PanelStatus.ERROR], last_activity__lt=panel_cutoff
         ).select_related("workspace")
         audits = AuditRecord.objects.filter(created_at__lt=now - timedelta(days=audit_days))
+        keep = options["keep"]
+        if keep is not None and keep < 1:
+            raise CommandError("--keep must be at least 1: a panel always keeps its current revision")
         if options["dry_run"]:
             self._list(panels, audits)
+            if keep is not None:
+                self.stdout.write(f"would delete {revisions.prune(keep, dry_run=True)} old revision(s) (dry run)")
             return
         removed_panels = self._purge("panels", panels, options["no_progress"], self._delete_panels)
         removed_audits = self._purge("audit records", audits, options["no_progress"], self._delete_rows)
         self.stdout.write(
             self.style.SUCCESS(f"removed {removed_panels} panel(s) and {removed_audits} audit record(s)")
         )
+        if keep is not None:
+            self.stdout.write(self.style.SUCCESS(f"removed {self._prune(keep)} old revision(s), kept {keep} per panel"))
+
+    def _prune(self, keep: int) -> int:
+        try:
+            return revisions.prune(keep)
+        except ServiceError as exc:
+            raise CommandError(exc.message) from None
 
     def _list(self, panels: QuerySet[Panel], audits: QuerySet[AuditRecord]) -> None:
         for panel in panels.order_by("last_activity"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from typing import Any
 
@@ -76,3 +77,12 @@ def prune(keep: int, dry_run: bool = False) -> int:
         old = PanelRevision.objects.filter(panel_id=panel_pk, number__lt=oldest_kept)
         doomed += old.count() if dry_run else old.delete()[0]
     return doomed
+
+
+def diff_lines(revision: PanelRevision) -> list[str]:
+    """A unified diff from the previous revision's source to this one's (every line added for the first)."""
+    previous = previous_of(revision)
+    before = previous.source if previous is not None else ""
+    label = f"r{previous.number}" if previous is not None else "empty"
+    return list(difflib.unified_diff(before.splitlines(), revision.source.splitlines(),
+                                     fromfile=label, tofile=f"r{revision.number}", lineterm=""))
