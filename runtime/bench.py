@@ -326,6 +326,123 @@ def bench_switch(quick: bool = False) -> dict[str, Any]:
         "description": "median execution after another panel used the instance vs rt.execute on its own panel",
     }
 
+# The monitor sample's check, with and without its await (the reply is the same either way).
+MONITOR_CODE = """
+$state.loading = true;
+try {
+  const started = Date.now();
+  const res = AWAIT;
+  $state.status = res.status === 200 ? 'online' : 'degraded';
+  $state.history.push({ t: started, ms: Date.now() - started });
+  $state.logs.push(new Date(started).toISOString() + ' GET ' + $state.target + ' ' + res.status);
+} catch (e) {
+  $state.status = 'offline';
+  $state.logs.push(new Date().toISOString() + ' GET ' + $state.target + ' failed: ' + e.message);
+} finally {
+  $state.loading = false;
+  $state.history = $state.history.slice(-60);
+  $state.logs = $state.logs.slice(-200);
+}
+return $state.status;
+"""
+MONITOR_WAITING = MONITOR_CODE.replace("AWAIT", "await $ext.http.get($state.target)")
+MONITOR_DIRECT = MONITOR_CODE.replace("AWAIT", "({ status: 200 })")
+SUSPEND_TARGET_RATIO = 3.0
+SNAPSHOT_TARGET_KIB = 64.0
+
+
+def _monitor_context(panel_id: str) -> ExecutionContext:
+    """A monitor panel in its steady state: an hour of timings and 200 log lines."""
+    state = {
+        "target": "/health",
+        "status": "online",
+        "loading": False,
+        "history": [{"t": 1_700_000_000_000 + index * 60_000, "ms": 20 + index % 7} for index in range(60)],
+        "logs": [f"2026-01-01T00:{index % 60:02d}:00.000Z GET /health 200" for index in range(200)],
+    }
+    return ExecutionContext(
+        panel_id=panel_id,
+        handler_name="checkHealth",
+        state=state,
+        args={},
+        capabilities=["state:read:*", "state:write:*", "ext:http", "events:emit:toast"],
+        extensions={"http": ["get"]},
+    )
+
+
+def bench_suspend_resume(quick: bool = False) -> dict[str, Any]:
+    """Median suspension plus resume of the monitor check against ``rt.execute`` of the same
+    check without its await, and the size of its snapshot.
+
+    ``value`` resumes in the instance the check left (nothing else ran there meanwhile);
+    ``hibernated_us`` is the same when another panel ran in between, so the suspension was
+    snapshotted, the instance reset, and the snapshot restored into another instance (the
+    other panel's own execution time is taken off).
+    """
+    rounds, per_round = (3, 60) if quick else (8, 250)
+    runtime = Runtime(RuntimeConfig(min_instances=1, max_instances=1))
+    monitor, other = _monitor_context("monitor"), _counter_context("other")
+    reply = {"status": 200}
+
+    def direct() -> None:
+        runtime.execute(MONITOR_DIRECT, monitor)
+
+    def waiting() -> None:
+        first = runtime.execute(MONITOR_WAITING, monitor)
+        suspension = first.suspension
+        if suspension is None or runtime.resume(suspension["suspension_id"], value=reply).return_value != "online":
+            raise RuntimeError(f"the monitor check did not suspend and resume: {first.error}")
+
+    def hibernated() -> None:
+        first = runtime.execute(MONITOR_WAITING, monitor)
+        runtime.execute(COUNTER_CODE, other)
+        if runtime.resume(first.suspension["suspension_id"], value=reply).return_value != "online":  # type: ignore[index]
+            raise RuntimeError("the hibernated monitor check did not resume")
+
+    def other_alone() -> None:
+        runtime.execute(MONITOR_DIRECT, monitor)
+        runtime.execute(COUNTER_CODE, other)
+
+    try:
+        direct()
+        waiting()
+        hibernated()
+        plain: list[float] = []
+        suspended: list[float] = []
+        moved: list[float] = []
+        moved_base: list[float] = []
+        for _ in range(rounds):
+            plain.append(_median_us(direct, per_round))
+            suspended.append(_median_us(waiting, per_round))
+            moved.append(_median_us(hibernated, per_round))
+            moved_base.append(_median_us(other_alone, per_round))
+        first = runtime.execute(MONITOR_WAITING, monitor)
+        suspension_id = first.suspension["suspension_id"]  # type: ignore[index]
+        record = runtime._suspensions.peek(suspension_id)
+        snapshot = record.lodging.take_snapshot() if record is not None else None
+        blob = runtime.export_suspension(suspension_id, key=b"bench-key-0123456789")
+    finally:
+        runtime.close()
+    value, baseline = statistics.median(suspended), statistics.median(plain)
+    hibernated_us = statistics.median(moved) - statistics.median(moved_base) + baseline
+    ratio = value / baseline
+    snapshot_kib = len(snapshot.delta) / 1024 if snapshot is not None else 0.0
+    return {
+        "value": round(value, 2),
+        "unit": "us",
+        "baseline": round(baseline, 2),
+        "ratio": round(ratio, 3),
+        "target": SUSPEND_TARGET_RATIO,
+        "ok": ratio <= SUSPEND_TARGET_RATIO and snapshot_kib <= SNAPSHOT_TARGET_KIB,
+        "hibernated_us": round(hibernated_us, 2),
+        "hibernated_ratio": round(hibernated_us / baseline, 3),
+        "snapshot_kib": round(snapshot_kib, 1),
+        "snapshot_target_kib": SNAPSHOT_TARGET_KIB,
+        "snapshot_chunks": len(snapshot.offsets) if snapshot is not None else 0,
+        "export_kib": round(len(blob) / 1024, 1),
+        "description": "median suspend+resume of the monitor check vs rt.execute of it without the await",
+    }
+
 
 ALL_BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "runtime.execute": bench_execute,
@@ -333,4 +450,5 @@ ALL_BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "runtime.cold_start": bench_cold_start,
     "runtime.instance_memory": bench_instance_memory,
     "runtime.switch": bench_switch,
+    "runtime.suspend_resume": bench_suspend_resume,
 }

@@ -3,10 +3,10 @@
 At a suspension the guest has returned to the host: its whole state is its linear memory,
 the stack pointer (the only mutable global the guest exports, see image.py) and the host's
 mirror of what the guest caches (handler and capability slots, last arguments, seed). A
-snapshot keeps the 4 KiB chunks of memory that differ from the baseline (a fresh instance
-of this runtime), each XORed with the baseline chunk and compressed with zstandard; the
-XOR turns the few changed bytes of a chunk into runs of zeros (about 45 KiB for the
-monitor sample's suspension, against 110 KiB without it; zlib is as small and 3-4x slower).
+snapshot keeps the 256-byte chunks of memory that differ from the baseline (a fresh
+instance of this runtime), compressed with zstandard: about 41 KiB for the monitor
+sample's suspension. Measured on it: 4 KiB chunks make 110 KiB (45 KiB when XORed with the
+baseline, but the XOR in Python costs a millisecond); zlib is as small and 3-4x slower.
 
 Capture is lazy: a suspended execution leaves its instance to the pool at once but stays
 lodged in it (``Sandbox.lodger``) until something else is about to run there or the instance
@@ -31,9 +31,10 @@ from .sandbox import WASM_PAGE, Sandbox, SlotTable
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-CHUNK = 4096
-# Chunks compared at once before the differing ones are looked at chunk by chunk.
-_COARSE = 16 * CHUNK
+CHUNK = 256
+# Memory is compared in pages, then blocks, then chunks, descending only where it differs.
+PAGE = 4096
+_BLOCK = 16 * PAGE
 _ZSTD_LEVEL = 1
 _local = threading.local()
 
@@ -74,7 +75,7 @@ class Snapshot:
     memory_size: int
     stack_pointer: int
     offsets: tuple[int, ...]
-    delta: bytes  # zstandard frame of the chunks XOR the baseline, in offset order
+    delta: bytes  # zstandard frame of the changed chunks, in offset order
 
     @property
     def raw_size(self) -> int:
@@ -92,31 +93,26 @@ class Baseline:
             fresh.close()
         self.size = len(self.memory)
         self._digests = [
-            hashlib.blake2b(self.memory[at : at + CHUNK], digest_size=8).digest() for at in range(0, self.size, CHUNK)
+            hashlib.blake2b(self.memory[at : at + PAGE], digest_size=8).digest() for at in range(0, self.size, PAGE)
         ]
 
-    def chunk(self, offset: int) -> bytes:
-        if offset >= self.size:
-            return bytes(CHUNK)
-        return self.memory[offset : offset + CHUNK]
-
     def digest_outside(self, offsets: tuple[int, ...]) -> str:
-        """What a snapshot with these chunks takes from the baseline, as one digest."""
-        taken = set(offsets)
-        parts = [digest for index, digest in enumerate(self._digests) if index * CHUNK not in taken]
+        """What a snapshot with these chunks takes from the baseline (the pages it leaves
+        alone), as one digest."""
+        touched = {at // PAGE for at in offsets}
+        parts = [digest for index, digest in enumerate(self._digests) if index not in touched]
         return hashlib.sha256(self.size.to_bytes(8, "little") + b"".join(parts)).hexdigest()
 
 
 def capture(sandbox: Sandbox, baseline: Baseline) -> Snapshot:
     memory = sandbox.memory_bytes()
-    offsets = tuple(_changed_chunks(memory, baseline))
+    offsets = tuple(_changed_chunks(memory, baseline.memory))
     changed = b"".join(memory[at : at + CHUNK] for at in offsets)
-    base = b"".join(baseline.chunk(at) for at in offsets)
     return Snapshot(
         memory_size=len(memory),
         stack_pointer=sandbox.read_stack_pointer(),
         offsets=offsets,
-        delta=_compressor().compress(_xor(changed, base)),
+        delta=_compressor().compress(changed),
     )
 
 
@@ -124,7 +120,7 @@ def restore(sandbox: Sandbox, snapshot: Snapshot, baseline: Baseline) -> None:
     """Make ``sandbox`` the instance the snapshot was taken of; CodedError if it cannot be."""
     if snapshot.memory_size > sandbox.memory_limit:
         raise CodedError(ErrorCode.RESOURCE_LIMIT, "the suspended handler's memory is over this runtime's limit")
-    changed = _xor(_decompress(snapshot), b"".join(baseline.chunk(at) for at in snapshot.offsets))
+    changed = _decompress(snapshot)
     if sandbox.calls.memory_size() > snapshot.memory_size:
         sandbox.rebuild()  # memory never shrinks: start from a new store
     sandbox.grow_to(snapshot.memory_size)
@@ -150,21 +146,21 @@ def check(snapshot: Snapshot, memory_limit: int) -> None:
         raise ValueError("chunk data of the wrong size")
 
 
-def _changed_chunks(memory: bytes, baseline: Baseline) -> list[int]:
-    base = baseline.memory
+def _changed_chunks(memory: bytes, base: bytes) -> list[int]:
+    """Offsets of the chunks of ``memory`` that differ from ``base`` (zeros past its end)."""
     changed: list[int] = []
-    for coarse in range(0, len(memory), _COARSE):
-        end = coarse + _COARSE
-        if coarse < baseline.size and memory[coarse:end] == base[coarse:end]:
+    zero_chunk = bytes(CHUNK)
+    for block in range(0, len(memory), _BLOCK):
+        if memory[block : block + _BLOCK] == base[block : block + _BLOCK]:
             continue
-        for at in range(coarse, min(end, len(memory)), CHUNK):
-            if memory[at : at + CHUNK] != baseline.chunk(at):
-                changed.append(at)
+        for page in range(block, min(block + _BLOCK, len(memory)), PAGE):
+            if memory[page : page + PAGE] == base[page : page + PAGE]:
+                continue
+            for at in range(page, page + PAGE, CHUNK):
+                chunk = memory[at : at + CHUNK]
+                if chunk != (base[at : at + CHUNK] if at < len(base) else zero_chunk):
+                    changed.append(at)
     return changed
-
-
-def _xor(left: bytes, right: bytes) -> bytes:
-    return (int.from_bytes(left, "little") ^ int.from_bytes(right, "little")).to_bytes(len(left), "little")
 
 
 def _compressor() -> zstandard.ZstdCompressor:
@@ -215,15 +211,15 @@ class Lodging:
     def of_snapshot(cls, snapshot: Snapshot, tables: HostTables, baseline: Callable[[], Baseline]) -> Lodging:
         return cls(baseline=baseline, tables=tables, snapshot=snapshot)
 
-    def evict(self, sandbox: Sandbox, closing: bool) -> None:
+    def evict(self, sandbox: Sandbox, reset: bool) -> None:
         with self.lock:
             if sandbox.lodger is not self:
                 return
             if self.snapshot is None and not self.dropped:
                 self.snapshot = capture(sandbox, self.baseline())
             self._leave()
-        if not closing:
-            reset(sandbox, self.baseline())
+        if reset:
+            make_pristine(sandbox, self.baseline())
 
     def take_snapshot(self) -> Snapshot:
         """The snapshot, taken now if the state is still only in an instance."""
@@ -233,7 +229,7 @@ class Lodging:
     def wake(self, sandbox: Sandbox) -> None:
         """Put the state into ``sandbox``, checked out for the resume."""
         if sandbox.lodger is not self:
-            sandbox.vacate()
+            sandbox.vacate(reset=False)  # the restore below overwrites everything
         with self.lock:
             if self.holder is sandbox and sandbox.lodger is self and sandbox.generation == self.generation:
                 self._leave()
@@ -270,7 +266,7 @@ class Lodging:
         self.holder = None
 
 
-def reset(sandbox: Sandbox, baseline: Baseline) -> None:
+def make_pristine(sandbox: Sandbox, baseline: Baseline) -> None:
     """Make ``sandbox`` a pristine instance again, in place."""
     if sandbox.calls.memory_size() > baseline.size:
         sandbox.rebuild()

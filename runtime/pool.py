@@ -144,11 +144,15 @@ class Pool:
 
     # -- checkout ----------------------------------------------------------------
 
-    def acquire(self, panel_id: str, timeout_s: float, *, tenant: str | None = None) -> Sandbox:
+    def acquire(
+        self, panel_id: str, timeout_s: float, *, tenant: str | None = None, overwrites: bool = False
+    ) -> Sandbox:
         """Check out an instance for ``panel_id``: one of its own, or a pristine one.
 
         ``tenant`` names whose turn a waiting caller takes (default: the panel itself); while
         any caller waits, a new caller queues behind the others instead of overtaking them.
+        ``overwrites``: the caller replaces the whole guest state (a resume restoring its
+        snapshot), so another panel's instance is handed over without a reset.
         """
         with self._lock:
             if self._closed:
@@ -162,7 +166,7 @@ class Pool:
         try:
             if sandbox is None:
                 sandbox = self._create()
-            elif sandbox.panel_id not in (None, panel_id):
+            elif sandbox.panel_id not in (None, panel_id) and not overwrites:
                 sandbox = self._reset(sandbox)
         except BaseException:
             with self._lock:

@@ -175,7 +175,9 @@ class Runtime:
             self._suspensions.put_back(str(suspension_id), suspension)
             return self._failed(error_dict(ErrorCode.INVALID_ARGS, f"state must be JSON data: {exc}"), started)
         try:
-            sandbox = self._pool.acquire(ctx.panel_id, self.config.acquire_timeout_ms / 1000, tenant=ctx.tenant)
+            sandbox = self._pool.acquire(
+                ctx.panel_id, self.config.acquire_timeout_ms / 1000, tenant=ctx.tenant, overwrites=True
+            )
         except BaseException:
             self._suspensions.put_back(str(suspension_id), suspension)
             raise

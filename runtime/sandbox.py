@@ -108,9 +108,9 @@ class SlotTable:
 class Lodger(Protocol):
     """A hibernated execution whose state is still only in an instance's memory."""
 
-    def evict(self, sandbox: Sandbox, closing: bool) -> None:
-        """Take the state out of ``sandbox`` before anything else runs in it (leaving it
-        pristine) or before it closes."""
+    def evict(self, sandbox: Sandbox, reset: bool) -> None:
+        """Take the state out of ``sandbox`` before anything else runs in it or it closes;
+        ``reset`` leaves it pristine."""
 
 
 class Sandbox:
@@ -331,15 +331,15 @@ class Sandbox:
 
     # -- hibernation (runtime/hibernation.py) -----------------------------------
 
-    def vacate(self, closing: bool = False) -> None:
+    def vacate(self, reset: bool = True) -> None:
         """Let a hibernated execution living in this instance take its state out first.
 
-        Call it right after checkout, before the host tables are consulted: unless the
-        instance is closing, it is left pristine.
+        Call it right after checkout, before the host tables are consulted; ``reset``
+        (unless the instance closes or is overwritten anyway) leaves it pristine.
         """
         lodger = self.lodger
         if lodger is not None:
-            lodger.evict(self, closing)
+            lodger.evict(self, reset)
 
     def forget_tables(self) -> None:
         """The host tables of a pristine instance."""
@@ -375,7 +375,7 @@ class Sandbox:
 
     def rebuild(self) -> None:
         """A pristine instance in place of this one (same object, new store)."""
-        self.vacate(closing=True)
+        self.vacate(reset=False)
         try:
             self._store.close()
         except Exception:  # closing must never fail the caller
@@ -388,7 +388,7 @@ class Sandbox:
     def close(self) -> None:
         if self.closed:
             return
-        self.vacate(closing=True)
+        self.vacate(reset=False)
         self.closed = True
         try:
             self._store.close()

@@ -65,6 +65,7 @@ def runtime_benchmarks() -> dict[str, Callable[[bool], dict[str, Any]]]:
         "runtime.cold_start": bench.bench_cold_start,
         "runtime.instance_memory": bench.bench_instance_memory,
         "runtime.switch": bench.bench_switch,
+        "runtime.suspend_resume": bench.bench_suspend_resume,
     }
 
 
