@@ -215,9 +215,17 @@ class NexusConfig:
         10, _parse_duration, "shortest interval a panel's <Schedule> may fire at (seconds, or 30s, 1m)"
     )
     SCHEDULER_ENABLED: bool = _setting(True, _parse_bool, "run the scheduler loop inside nexus_serve")
+    SUSPENSION_LEASE_SECONDS: int = _setting(
+        15, _int(2, 3600), "a waiting handler's owner renews its lease this often; another process takes it over after"
+    )
+    MAX_SUSPENDED: int = _setting(1000, _int(0, 1_000_000), "handlers one process may hold waiting on extension calls")
+    WORKSPACE_MAX_SUSPENDED: int = _setting(
+        100, _int(0, 1_000_000), "handlers of one workspace that may wait on extension calls at once"
+    )
     NEXUS_BENCH_ECHO: bool = _setting(False, _parse_bool, "serve the benchmark echo socket (benchmarks only)")
     NEXUS_EXTENSIONS: tuple[str, ...] = _setting(
-        ("runtime.extensions.http.HttpExtension",), _parse_list, "extension classes (dotted paths)"
+        ("runtime.extensions.http.HttpExtension", "runtime.extensions.timer.TimerExtension"), _parse_list,
+        "extension classes (dotted paths)",
     )
 
     @property

@@ -20,7 +20,10 @@ from runtime.metrics import EXT_CALLS_TOTAL
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_EXTENSION_PATHS: tuple[str, ...] = ("runtime.extensions.http.HttpExtension",)
+DEFAULT_EXTENSION_PATHS: tuple[str, ...] = (
+    "runtime.extensions.http.HttpExtension",
+    "runtime.extensions.timer.TimerExtension",
+)
 
 # Label values for nexus_ext_calls_total{status}.
 STATUS_SUCCESS = "success"
