@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from asgiref.sync import async_to_sync
 
@@ -38,3 +39,17 @@ def test_a_handler_sleeps_and_resumes_with_the_time(world: World) -> None:
     assert woke - before >= timedelta(milliseconds=300)
     refused = async_to_sync(run_tool)(panel, "nap", {"ms": -5})
     assert refused.return_value.startswith("refused: timer.sleep takes 0 to")
+
+
+def test_the_reminder_sample_waits_then_reminds(world: World, api_client_for: Any) -> None:
+    from tests.api.conftest import sample
+
+    owner = api_client_for(world.owner)
+    created = owner.post("/api/v1/workspaces/ws/panels/", {"source": sample("reminder")}, format="json")
+    assert created.status_code == 201, created.json()
+    ran = owner.post("/api/v1/workspaces/ws/panels/reminder/tools/remindMe/", {"args": {"seconds": 0.2}},
+                     format="json")
+    assert ran.status_code == 200, ran.json()
+    state = owner.get("/api/v1/workspaces/ws/panels/reminder/state/").json()["state"]
+    assert state["waiting"] is False
+    assert [entry["note"] for entry in state["reminded"]] == ["Stretch your legs"]
