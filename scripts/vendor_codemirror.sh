@@ -18,6 +18,8 @@ packages=(
   "@codemirror/autocomplete@^6"
   "@codemirror/state@^6"
   "@codemirror/view@^6"
+  "@codemirror/language@^6"
+  "@lezer/common@^1"
   "esbuild@^0.24"
 )
 
@@ -32,8 +34,10 @@ cat > entry.js <<'JS'
 export { basicSetup, EditorView } from "codemirror";
 export { EditorState, Compartment } from "@codemirror/state";
 export { keymap } from "@codemirror/view";
-export { xml } from "@codemirror/lang-xml";
-export { javascript } from "@codemirror/lang-javascript";
+export { LanguageSupport } from "@codemirror/language";
+export { parseMixed } from "@lezer/common";
+export { xml, xmlLanguage } from "@codemirror/lang-xml";
+export { javascript, javascriptLanguage } from "@codemirror/lang-javascript";
 export { linter, lintGutter, forceLinting, setDiagnostics } from "@codemirror/lint";
 export { autocompletion } from "@codemirror/autocomplete";
 JS

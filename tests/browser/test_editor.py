@@ -142,3 +142,26 @@ def test_a_viewer_is_offered_no_authoring(pages: Site) -> None:
     expect(page.get_by_role("button", name="Duplicate")).to_have_count(0)
     editor = pages.page("alice", "/workspaces/acme/panels/counter/")
     expect(editor.get_by_role("link", name="Delete", exact=True)).to_be_visible()
+
+
+def test_completion_from_the_schema_and_handlers_read_as_javascript(pages: Site) -> None:
+    page = pages.page("alice", "/workspaces/acme/panels/new/")
+    expect(page.locator("#nx-editor-code[data-ready=true]")).to_be_visible()
+    replace_source(page, FIRST)
+    handler = page.locator(".cm-line", has_text="$state.count = $state.count + 1;")
+    # As XML the handler is one run of text; as JavaScript its names, operators and numbers are tokens.
+    expect(handler.locator("span")).not_to_have_count(0)
+    assert handler.locator("span").count() >= 3
+
+    layout_end = page.locator(".cm-line", has_text='<Button label="Add one"')
+    layout_end.click()
+    page.keyboard.press("End")
+    page.keyboard.press("Enter")
+    page.keyboard.type("<Stat")
+    options = page.locator(".cm-tooltip-autocomplete li")
+    expect(options.filter(has_text="StatusBadge")).to_have_count(1)
+    expect(options.filter(has_text=re.compile(r"^State$"))).to_have_count(0), "a <State> is no view component"
+    page.keyboard.press("Enter")
+    page.keyboard.type(" st")
+    expect(options.filter(has_text="status")).to_have_count(1)  # StatusBadge's own attribute
+    expect(options.filter(has_text="strategy")).to_have_count(0)  # Layout's, not this element's

@@ -7,10 +7,11 @@
  * <script id="nexus-editor-schema">. A native ES module; nothing is built at serve time.
  */
 import {
-  EditorView, basicSetup, linter, lintGutter, forceLinting, setDiagnostics, xml
+  EditorView, basicSetup, linter, lintGutter, forceLinting, setDiagnostics
 } from './vendor/codemirror/codemirror.bundle.js';
 import { el } from './panel/dom.js';
 import { showProblems, toDiagnostics } from './editor/diagnostics.js';
+import { nxml } from './editor/language.js';
 import { sendJson } from './editor/http.js';
 import { Preview } from './editor/preview.js';
 
@@ -47,7 +48,7 @@ class Editor {
       parent: host,
       extensions: [
         basicSetup,
-        xml({ elements: (schema && schema.elements) || [] }),
+        nxml(schema),
         lintGutter(),
         linter((view) => this.check(view), { delay: LINT_DELAY_MS }),
         EditorView.contentAttributes.of({ 'aria-label': 'NXML source' })
