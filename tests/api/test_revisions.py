@@ -181,3 +181,26 @@ def test_a_panel_without_revisions_gets_its_source_as_revision_one(world: World,
     body = patch(owner, {"source": COUNTER.replace('title="Counter"', 'title="Later"')}).json()
     assert body["revision"] == 2
     assert PanelRevision.objects.get(panel=world.counter, number=1).source == COUNTER
+
+
+def test_two_saves_from_the_same_revision_never_both_win(world: World) -> None:
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+
+    from workspaces.services.panels import ServiceError, update_source
+
+    async def both() -> list[Any]:
+        saves = [update_source(world.counter, COUNTER.replace('title="Counter"', f'title="{title}"'),
+                               actor=name, base_revision=1)
+                 for title, name in (("Left", "olivia"), ("Right", "eddie"))]
+        return await asyncio.gather(*saves, return_exceptions=True)
+
+    outcomes = async_to_sync(both)()
+    refused = [o for o in outcomes if isinstance(o, ServiceError)]
+    stored = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert len(stored) == 1 and len(refused) == 1, outcomes
+    assert refused[0].code == "REVISION_CONFLICT"
+    panel = Panel.objects.get(pk=world.counter.pk)
+    assert panel.title == stored[0].panel.title and stored[0].revision == 2
+    assert PanelRevision.objects.filter(panel=panel).count() == 2
