@@ -192,6 +192,7 @@ def panel_page(request: HttpRequest, slug: str, panel_id: str) -> HttpResponse:
         "workspace": workspace, "panel": panel, "bootstrap": bootstrap, "admin_url": admin_url,
         "can_edit": _allowed(request, workspace, EDIT_PERMISSION),
         "can_delete": _allowed(request, workspace, access.PANEL_DELETE),
+        "schedules": list(panel.schedules.all()),
     })
 
 

@@ -101,3 +101,20 @@ def test_creating_a_workspace_from_the_page(make_user: Any) -> None:
     again = client.post("/workspaces/", {"name": "Other", "slug": "my-lab"})
     assert again.status_code == 400 and "already exists" in again.content.decode()
     assert client.post("/workspaces/", {"name": "!!!"}).status_code == 400
+
+
+def test_the_panel_page_lists_its_schedules(transactional_db: None, make_user: Any, make_workspace: Any) -> None:
+    from asgiref.sync import async_to_sync
+
+    from tests.api.conftest import MONITOR
+    from workspaces.services.panels import create_panel
+
+    alice = make_user("alice")
+    acme = make_workspace("acme", {alice: "viewer"})
+    async_to_sync(create_panel)(acme, MONITOR, panel_id="monitor")
+    client = Client()
+    client.force_login(alice)
+    body = client.get("/workspaces/acme/panels/monitor/").content.decode()
+    assert '<tr data-schedule="everyMinute">' in body
+    assert "<code>checkHealth</code>" in body and "<code>every 1m</code>" in body
+    assert "never" in body, "a schedule that has not run yet says so"
