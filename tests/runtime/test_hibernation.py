@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime import CodedError, ErrorCode, Runtime
+from runtime import CodedError, ErrorCode, Runtime, hibernation
 
 from .conftest import assert_healthy, context
 
@@ -34,7 +34,10 @@ def start(rt: Runtime, code: str, **kwargs):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.slow
-def test_two_hundred_wait_on_two_instances(make_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_two_hundred_wait_on_two_instances(make_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    restored = []
+    real_restore = hibernation.restore
+    monkeypatch.setattr(hibernation, "restore", lambda *args: restored.append(1) or real_restore(*args))
     rt = make_runtime(max_instances=2, acquire_timeout_ms=500)
     waiting = {}
     for n in range(200):
@@ -53,6 +56,8 @@ def test_two_hundred_wait_on_two_instances(make_runtime) -> None:  # type: ignor
         assert done.status == "success", (n, done.error)
         assert done.return_value == [n * 10, n, f"reply-{n}", n]
     assert rt.stats()["suspended"] == 0 and rt.stats()["active_instances"] == 0
+    # All but the (at most two) still lodged in an instance came back from a snapshot.
+    assert len(restored) >= 198
     assert_healthy(rt)
 
 
@@ -195,3 +200,26 @@ def test_bad_blobs_are_refused_and_nothing_runs(make_runtime) -> None:  # type: 
     assert rt.stats()["executions"] == executions
     # The intact blob still works.
     assert rt.resume(rt.import_suspension(blob), value="ok").return_value == [10, 1, "ok", 1]
+
+
+@pytest.mark.slow
+def test_threads_suspend_and_resume_across_two_instances(make_runtime) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    rt = make_runtime(max_instances=2, acquire_timeout_ms=10_000)
+
+    def worker(index: int) -> list[object]:
+        outcomes = []
+        for round_ in range(15):
+            n = index * 100 + round_
+            first = start(rt, WAITER, args={"n": n}, state={"seen": None}, panel_id=f"panel-{n % 5}")
+            second = start(rt, "return $args.k * 2;", args={"k": n}, panel_id=f"busy-{index}")
+            done = rt.resume(first.suspension["suspension_id"], value=n)
+            outcomes.append((done.return_value == [n * 10, n, n, n], second.return_value == n * 2))
+        return outcomes
+
+    with ThreadPoolExecutor(4) as threads:
+        results = [outcome for batch in threads.map(worker, range(4)) for outcome in batch]
+    assert results == [(True, True)] * 60
+    assert rt.stats()["suspended"] == 0 and rt.stats()["active_instances"] == 0
+    assert_healthy(rt)
