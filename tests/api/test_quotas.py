@@ -156,3 +156,14 @@ def test_a_tick_over_quota_is_recorded_as_skipped(world: World, settings: Any) -
     row = rows(ticker)["tick"]
     assert (row.last_status, row.runs, row.skipped, row.failures) == ("skipped", 1, 1, 0)
     assert runs_total("skipped") == skipped + 1
+
+
+@pytest.mark.django_db
+def test_the_schema_documents_quota_answers_of_tool_runs() -> None:
+    from django.test import Client
+
+    schema = Client().get("/api/v1/schema/", {"format": "json"}).json()
+    run = schema["paths"]["/api/v1/workspaces/{slug}/panels/{panel_id}/tools/{tool}/"]["post"]
+    assert "QUOTA_EXCEEDED" in run["responses"]["429"]["description"]
+    workspace = schema["components"]["schemas"]["Workspace"]["properties"]
+    assert "quotas" in workspace

@@ -22,7 +22,8 @@ ERROR_CODES: dict[int, str] = {
     409: "PANEL_EXISTS: a panel with this id exists in the workspace; SCHEDULE_RUNNING: the schedule's run is "
          "still going; REVISION_CONFLICT: baseRevision is not the panel's current revision (details.currentRevision)",
     413: "PAYLOAD_TOO_LARGE: the body is over BODY_LIMIT",
-    429: "MAX_PANELS: the workspace is at its panel limit; or " + THROTTLED,
+    429: "MAX_PANELS: the workspace is at its panel limit; QUOTA_EXCEEDED: the workspace used up a quota "
+         "(details.quota, details.limit, details.retryAfter; Retry-After header); or " + THROTTLED,
     503: "RUNTIME_BUSY (every sandbox is busy) or UNAVAILABLE (shutting down, database down)",
 }
 

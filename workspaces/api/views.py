@@ -400,7 +400,7 @@ class PanelViewSet(NexusViewSet):
             "is not an HTTP error: the answer is 200 with `status: error`."
         ),
         request=ToolRunSerializer,
-        responses={200: ToolResultSerializer, **schema.errors(400, 401, 403, 404, 413, 503)},
+        responses={200: ToolResultSerializer, **schema.errors(400, 401, 403, 404, 413, 429, 503)},
     )
     def run_tool(self, request: Request, panel_id: str, tool: str, **kwargs: Any) -> Response:
         body = ToolRunSerializer(data=request.data)
