@@ -78,6 +78,18 @@ def fresh_throttle_counters(settings):  # type: ignore[no-untyped-def]
     }
 
 
+@pytest.fixture(autouse=True)
+def fresh_quota_counters():  # type: ignore[no-untyped-def]
+    """Each test starts with unspent workspace quotas, counted in memory (never a shared Redis)."""
+    from workspaces.services import quotas
+
+    quotas.use_counters(quotas.LocalCounters())
+    quotas.forget_limits()
+    yield
+    quotas.use_counters(None)
+    quotas.forget_limits()
+
+
 # ---------------------------------------------------------------- users, workspaces and tokens
 # Used by the REST, admin and command tests. Tests that reach the panel service (which commits
 # from its own worker threads) must use `transactional_db`; these fixtures work with either.
