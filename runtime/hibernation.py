@@ -187,9 +187,11 @@ def _decompress(snapshot: Snapshot) -> bytes:
 class Lodging:
     """Where a suspended execution's guest state is: an instance, a snapshot, or both.
 
-    ``evict`` (called by the instance at checkout, before anything else runs in it, or when
-    it closes) takes the snapshot and leaves the instance pristine; ``wake`` puts the state
-    into the instance a resume checked out; ``drop`` forgets it.
+    ``evict`` (called by an instance at checkout, before anything else runs in it, or when it
+    closes) takes the snapshot if it is still needed and leaves the instance pristine;
+    ``wake`` puts the state into the instance a resume checked out; ``drop`` forgets it. An
+    instance the state left while it sat idle keeps its mark (``Sandbox.lodger``) until its
+    next checkout, which then resets it.
     """
 
     baseline: Callable[[], Baseline]
@@ -197,7 +199,7 @@ class Lodging:
     holder: Sandbox | None = None
     generation: int = -1
     snapshot: Snapshot | None = None
-    dropped: bool = False
+    done: bool = False  # resumed elsewhere or dropped: nothing of it is needed any more
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -215,54 +217,62 @@ class Lodging:
         with self.lock:
             if sandbox.lodger is not self:
                 return
-            if self.snapshot is None and not self.dropped:
+            if not self.done and self.snapshot is None and self.holder is sandbox:
                 self.snapshot = capture(sandbox, self.baseline())
-            self._leave()
+            sandbox.lodger = None
+            if self.holder is sandbox:
+                self.holder = None
         if reset:
             make_pristine(sandbox, self.baseline())
 
     def take_snapshot(self) -> Snapshot:
-        """The snapshot, taken now if the state is still only in an instance."""
+        """The snapshot, taken now if the state is still only in an instance (which keeps it)."""
         with self.lock:
             return self._snapshot()
 
     def wake(self, sandbox: Sandbox) -> None:
         """Put the state into ``sandbox``, checked out for the resume."""
-        if sandbox.lodger is not self:
+        if sandbox.lodger is not None and sandbox.lodger is not self:
             sandbox.vacate(reset=False)  # the restore below overwrites everything
         with self.lock:
-            if self.holder is sandbox and sandbox.lodger is self and sandbox.generation == self.generation:
-                self._leave()
+            untouched = self.holder is sandbox and sandbox.generation == self.generation
+            if untouched and sandbox.lodger is self:
+                sandbox.lodger = None
+                self._finish()
                 self.tables.apply(sandbox)
                 return
             snapshot = self._snapshot()
-            self._leave()
+            if sandbox.lodger is self:
+                sandbox.lodger = None
+            self._finish()
         restore(sandbox, snapshot, self.baseline())
         self.tables.apply(sandbox)
 
     def unlodge(self) -> None:
         """Undo ``lodge``: the execution goes on in its instance after all."""
         with self.lock:
-            self._leave()
+            holder = self.holder
+            if holder is not None and holder.lodger is self:
+                holder.lodger = None
+            self._finish()
 
     def drop(self) -> None:
         """Forget the state; an instance it is lodged in is reset at its next checkout."""
         with self.lock:
-            self.dropped = True
-            self.snapshot = None
+            self._finish()
 
     def _snapshot(self) -> Snapshot:
         if self.snapshot is None:
             holder = self.holder
-            if holder is None or self.dropped:
+            if holder is None or self.done or holder.lodger is not self:
                 raise CodedError(ErrorCode.INTERNAL_ERROR, "a suspension lost its state")
             self.snapshot = capture(holder, self.baseline())
         return self.snapshot
 
-    def _leave(self) -> None:
-        holder = self.holder
-        if holder is not None and holder.lodger is self:
-            holder.lodger = None
+    def _finish(self) -> None:
+        # A holder still marked keeps the mark: its next checkout resets it.
+        self.done = True
+        self.snapshot = None
         self.holder = None
 
 

@@ -223,3 +223,18 @@ def test_threads_suspend_and_resume_across_two_instances(make_runtime) -> None: 
     assert results == [(True, True)] * 60
     assert rt.stats()["suspended"] == 0 and rt.stats()["active_instances"] == 0
     assert_healthy(rt)
+
+
+def test_an_instance_the_state_left_while_idle_is_reset_before_its_next_use(make_runtime) -> None:  # type: ignore[no-untyped-def]
+    rt = make_runtime(min_instances=2, max_instances=2)
+    first = start(rt, WAITER, args={"n": 3}, state={"seen": None})
+    holder = rt._pool.acquire("panel-1", 1)  # the instance the suspension is lodged in
+    assert holder.lodger is not None
+    # Resumed in the other instance: the state is copied out of the one held here.
+    assert rt.resume(first.suspension["suspension_id"], value="r").return_value == [30, 3, "r", 3]
+    rt._pool.release(holder)
+    # The next execution of the panel gets that instance back, reset first.
+    again = start(rt, WAITER, args={"n": 4}, state={"seen": None})
+    assert again.status == "suspended", again.error
+    assert rt.resume(again.suspension["suspension_id"], value="s").return_value == [40, 4, "s", 4]
+    assert_healthy(rt)
