@@ -53,6 +53,12 @@ ROUTES = [
     Route("panel-state", "get", f"{API}/ws/panels/counter/state/", 200, READ),
     Route("panel-tool", "post", f"{API}/ws/panels/counter/tools/increment/", 200, EXECUTE, {"args": {"by": 2}}),
     Route("panel-activity", "get", f"{API}/ws/panels/counter/activity/", 200, READ),
+    Route("panel-patch", "patch", f"{API}/ws/panels/counter/", 200, CREATE,
+          {"source": COUNTER.replace('title="Counter"', 'title="Edited"')}),
+    Route("panel-revisions", "get", f"{API}/ws/panels/counter/revisions/", 200, READ),
+    Route("panel-revision", "get", f"{API}/ws/panels/counter/revisions/1/", 200, READ),
+    Route("panel-revision-restore", "post", f"{API}/ws/panels/counter/revisions/1/restore/", 200, CREATE,
+          {"message": "back"}),
     Route("panel-stop", "post", f"{API}/ws/panels/counter/stop/", 200, EXECUTE),
     Route("panel-start", "post", f"{API}/ws/panels/counter/start/", 200, EXECUTE),
     Route("panel-delete", "delete", f"{API}/ws/panels/counter/", 204, DELETE),
@@ -129,6 +135,7 @@ def test_matrix_covers_every_route_of_both_url_modules() -> None:
     covered = {
         "workspaces", "workspace", "members", "member", "panels", "panel-validate", "panel", "panel-state",
         "panel-tool", "panel-trigger", "panels-from-nxml", "panel-activity", "panel-start", "panel-stop",
+        "panel-revisions", "panel-revision", "panel-revision-restore",
     }
     # Schedule actions need a panel that declares a schedule: tests/schedules/ checks each caller there.
     scheduled = {"panel-schedule-pause", "panel-schedule-resume", "panel-schedule-run"}
