@@ -7,7 +7,7 @@
  * <script id="nexus-editor-schema">. A native ES module; nothing is built at serve time.
  */
 import {
-  EditorView, basicSetup, linter, lintGutter, forceLinting, setDiagnostics
+  EditorView, basicSetup, keymap, linter, lintGutter, forceLinting, setDiagnostics
 } from './vendor/codemirror/codemirror.bundle.js';
 import { el } from './panel/dom.js';
 import { showProblems, toDiagnostics } from './editor/diagnostics.js';
@@ -51,8 +51,16 @@ class Editor {
         nxml(schema),
         lintGutter(),
         linter((view) => this.check(view), { delay: LINT_DELAY_MS }),
+        keymap.of([{ key: 'Mod-s', preventDefault: true, run: () => { this.save(); return true; } }]),
         EditorView.contentAttributes.of({ 'aria-label': 'NXML source' })
       ]
+    });
+    this.savedSource = initial;
+    // Leaving with unsaved changes asks first (the browser's own prompt).
+    globalThis.addEventListener('beforeunload', (event) => {
+      if (this.source === this.savedSource) return;
+      event.preventDefault();
+      event.returnValue = '';
     });
     host.setAttribute('data-ready', 'true');
     globalThis.NexusEditor = this;
@@ -146,17 +154,24 @@ class Editor {
     return sendJson(this.config.saveUrl, 'PATCH', body, this.config.csrfToken);
   }
 
+  // The user chose to drop their text for the current revision: no prompt about unsaved changes.
+  reloadLatest() {
+    this.savedSource = this.source;
+    globalThis.location.reload();
+  }
+
   afterSave(answer) {
     if (answer.ok) {
       const panelId = this.config.mode === 'edit' ? this.config.panelId : answer.data && answer.data.panelId;
       this.alert('info', 'Saved. Opening the panel…');
+      this.savedSource = this.source;
       globalThis.location.assign(this.pageUrl(panelId));
       return;
     }
     if (answer.status === 409 && answer.code === 'REVISION_CONFLICT') {
       this.alert('error', 'Not saved: someone else saved a newer revision of this panel since you opened it. ' +
         'Your text is still here; copy what you need, then reload to edit the latest revision.',
-        { label: 'Reload the latest', run: () => globalThis.location.reload() });
+        { label: 'Reload the latest', run: () => this.reloadLatest() });
       return;
     }
     const errors = answer.details && Array.isArray(answer.details.errors) ? answer.details.errors : null;
