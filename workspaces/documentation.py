@@ -1,4 +1,4 @@
-"""The user guides of docs/ (tutorial, NXML reference, protocol) served as pages of the app."""
+"""The user guides of docs/ (tutorial, NXML reference, protocol, authoring) served as pages of the app."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from markdown_it import MarkdownIt
 
 DOCS_DIR = Path(__file__).resolve().parents[1] / "docs"
 # Only these files are pages; each link between them becomes a link between pages.
-PAGES = {"tutorial": "Tutorial", "nxml": "NXML reference", "protocol": "WebSocket protocol"}
+PAGES = {"tutorial": "Tutorial", "nxml": "NXML reference", "protocol": "WebSocket protocol",
+         "authoring": "Authoring panels"}
 _HEADING = re.compile(r"<h([1-6])>(.*?)</h\1>", re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
 _NAMES = "|".join(PAGES)

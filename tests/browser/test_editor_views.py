@@ -113,6 +113,9 @@ def test_the_new_page_starts_blank_or_from_a_sample(team: dict[str, Any]) -> Non
     assert config["validateUrl"] == "/api/v1/workspaces/acme/panels/validate/"
     assert config["panelsUrl"] == "/api/v1/workspaces/acme/panels/" and config["csrfToken"]
     assert 'id="nx-editor-id"' in body and "codemirror" not in body  # the bundle is imported by editor.js
+    assert 'href="/docs/authoring/#editor"' in body
+    guide = client.get("/docs/authoring/")
+    assert guide.status_code == 200 and '<h2 id="editor">Editor</h2>' in guide.content.decode()
     schema = _page_data(body, "nexus-editor-schema")
     assert {"name", "top", "children", "attributes"} <= set(schema["elements"][0])
     counter = _page_data(client.get("/workspaces/acme/panels/new/?sample=counter").content.decode(),
