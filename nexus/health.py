@@ -102,10 +102,12 @@ def _summary(database_ok: bool) -> dict[str, Any]:
     """Live figures; the sandbox's come from this process, so they are there even when degraded."""
     from workspaces.services.sandbox import runtime_summary
     from workspaces.services.stats import active_panel_count
+    from workspaces.services.suspensions import update_gauges
 
     return {
         "activePanels": active_panel_count() if database_ok else None,
         "runtime": runtime_summary(),
+        "suspensions": update_gauges() if database_ok else None,
     }
 
 

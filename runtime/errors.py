@@ -32,6 +32,7 @@ class ErrorCode(StrEnum):
     TOOL_NOT_FOUND = "TOOL_NOT_FOUND"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     RUNTIME_BUSY = "RUNTIME_BUSY"
+    INTERRUPTED = "INTERRUPTED"
     # A request refused by the service or one of its faces (REST, WebSocket, MCP).
     INVALID_NXML = "INVALID_NXML"
     INVALID_REQUEST = "INVALID_REQUEST"
@@ -65,6 +66,7 @@ ERROR_CODES: frozenset[str] = frozenset(
         ErrorCode.TOOL_NOT_FOUND,
         ErrorCode.INTERNAL_ERROR,
         ErrorCode.RUNTIME_BUSY,
+        ErrorCode.INTERRUPTED,
     }
 )
 

@@ -153,6 +153,21 @@ QUOTA_CHECK_FAILURES_TOTAL = _registered(
 for _quota in ("concurrent", "executions", "sandbox_ms", "http_calls"):
     QUOTA_REJECTIONS_TOTAL.labels(_quota)
 
+SUSPENSIONS = _registered(
+    Gauge,
+    "nexus_suspensions",
+    "Handlers waiting on extension calls, stored in the database: owned by this process (local), "
+    "by another live process (remote), or with an expired lease, about to be taken over (expired).",
+    ("state",),
+)
+SUSPENSION_TAKEOVERS_TOTAL = _registered(
+    Counter,
+    "nexus_suspension_takeovers_total",
+    "Waiting handlers this process took over from a process whose lease ran out.",
+)
+for _state in ("local", "remote", "expired"):
+    SUSPENSIONS.labels(_state)
+
 
 def add_durations(bucket_counts: list[int], total_seconds: float, observe: Callable[[float], None]) -> None:
     """Add pre-bucketed observations to HANDLER_DURATION_SECONDS.

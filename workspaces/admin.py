@@ -25,11 +25,22 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from workspaces.admin_revisions import PanelRevisionsMixin
-from workspaces.models import AuditRecord, Membership, Panel, PanelRun, Role, Schedule, Workspace, WorkspaceQuota
+from workspaces.models import (
+    AuditRecord,
+    Membership,
+    Panel,
+    PanelRun,
+    PanelSuspension,
+    Role,
+    Schedule,
+    Workspace,
+    WorkspaceQuota,
+)
 from workspaces.services import activity as activity_service
 from workspaces.services import panels as panel_service
 from workspaces.services import quotas as quota_service
 from workspaces.services import schedules as schedule_service
+from workspaces.services import suspensions as suspension_service
 from workspaces.services import workspaces as workspace_service
 from workspaces.services.connections import release_connection
 from workspaces.services.panels import ServiceError
@@ -235,6 +246,9 @@ class PanelForm(forms.ModelForm):
         return cleaned
 
 
+WAITING_FIELDS = ("handler", "kind", "actor", "extension", "method", "owner", "lease_until", "deadline", "created_at")
+
+
 @admin.register(Panel)
 class PanelAdmin(PanelRevisionsMixin, ServiceDeletes):
     form = PanelForm
@@ -247,13 +261,15 @@ class PanelAdmin(PanelRevisionsMixin, ServiceDeletes):
     readonly_fields = [
         "title", "version", "status", "state_version", "pretty_state", "pretty_last_error",
         "created_at", "updated_at", "last_activity", "live_page", "recent_runs", "revision_history",
+        "waiting_handlers",
     ]
 
     def get_fields(self, request: HttpRequest, obj: Panel | None = None) -> list[Any]:
         if obj is None:
             return ["workspace", "panel_id", "extension_config", "source"]
         return ["workspace", "panel_id", "live_page", "title", "version", "status", "state_version", "pretty_state",
-                "pretty_last_error", "recent_runs", "pretty_extension_config", "created_at", "last_activity",
+                "pretty_last_error", "recent_runs", "waiting_handlers", "pretty_extension_config", "created_at",
+                "last_activity",
                 "revision_history", "source"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Panel | None = None) -> list[str]:
@@ -290,6 +306,19 @@ class PanelAdmin(PanelRevisionsMixin, ServiceDeletes):
         ))
         every = reverse("admin:workspaces_panelrun_changelist") + f"?panel__id__exact={panel.pk}"
         return format_html('<ul style="margin:0">{}</ul><a href="{}">Every kept run, with its log</a>', rows, every)
+
+    @admin.display(description="Waiting handlers")
+    def waiting_handlers(self, panel: Panel) -> str:
+        rows = PanelSuspension.objects.filter(panel=panel).order_by("id")[:RECENT_RUNS_SHOWN]
+        if not rows:
+            return "—"
+        items = format_html_join("", "<li>{} {} · waits on {}.{} since {} · {}</li>", (
+            (row.kind, row.handler, row.extension, row.method, f"{row.created_at:%Y-%m-%d %H:%M:%S}", row.owner)
+            for row in rows
+        ))
+        every = reverse("admin:workspaces_panelsuspension_changelist") + f"?panel__id__exact={panel.pk}"
+        return format_html('<ul style="margin:0">{}</ul><a href="{}">Every waiting handler, to cancel</a>',
+                           items, every)
 
     # -- saving and deleting through the service, without Django's outer transaction (see ServiceDeletes)
 
@@ -461,6 +490,34 @@ class PanelRunAdmin(ReadOnlyAdmin):
 
 
 # ---------------------------------------------------------------- schedules
+
+
+@admin.register(PanelSuspension)
+class PanelSuspensionAdmin(admin.ModelAdmin):
+    """Waiting handlers, read only; "cancel" makes them resume with an INTERRUPTED error (docs/suspensions.md)."""
+
+    list_display = ["panel", *WAITING_FIELDS]
+    list_filter = ["panel__workspace", "extension"]
+    search_fields = ["panel__panel_id", "handler"]
+    list_select_related = ["panel__workspace"]
+    fields = ("panel", *WAITING_FIELDS, "args", "call_args")
+    readonly_fields = fields
+    actions = ["cancel"]
+
+    @admin.action(description="Cancel: resume the selected handlers with an error")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[PanelSuspension]) -> None:
+        count = suspension_service.request_cancel(list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"Cancelled {count} waiting handler(s); a server resumes them with an error.",
+                          messages.SUCCESS)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: PanelSuspension | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: PanelSuspension | None = None) -> bool:
+        return False
 
 
 SCHEDULE_FIELDS = ("panel", "name", "tool", "expression", "timezone", "args", "missed", "paused", "next_run_at",

@@ -230,3 +230,34 @@ class WorkspaceQuota(models.Model):
 
     def __str__(self) -> str:
         return f"quotas of {self.workspace}"
+
+
+class PanelSuspension(models.Model):
+    """A handler waiting on an extension call: its exported guest state and who carries the call out.
+
+    The owner (a process identity) renews ``lease_until`` while it waits; when the lease runs
+    out another process claims the row and finishes the handler.
+    """
+
+    panel = models.ForeignKey(Panel, on_delete=models.CASCADE, related_name="suspensions")
+    handler = models.CharField(max_length=128, help_text="The tool's name, or the lifecycle event.")
+    kind = models.CharField(max_length=16, choices=RunKind.choices, default=RunKind.TOOL)
+    actor = models.CharField(max_length=150, blank=True)
+    args = models.JSONField(default=dict, blank=True)
+    scope = models.JSONField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    extension = models.CharField(max_length=128, help_text="The alias the handler awaits, e.g. http.")
+    method = models.CharField(max_length=64)
+    call_args = models.JSONField(default=list, blank=True)
+    blob = models.BinaryField(help_text="The exported, signed guest state.")
+    owner = models.CharField(max_length=160, db_index=True)
+    generation = models.PositiveIntegerField(default=0, help_text="Bumped on every takeover.")
+    lease_until = models.DateTimeField(db_index=True)
+    deadline = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.panel} {self.handler} waiting on {self.extension}.{self.method}"

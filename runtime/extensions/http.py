@@ -71,7 +71,9 @@ _RESERVED_HEADERS = frozenset(
         "user-agent",
     }
 )
-_COMMON_OPTIONS = frozenset({"headers", "params", "timeout", "json", "body"})
+# idempotencyKey: sent as the Idempotency-Key header, and it makes the call safe to repeat
+# when the handler's process dies while the call is in flight (docs/suspensions.md).
+_COMMON_OPTIONS = frozenset({"headers", "params", "timeout", "json", "body", "idempotencyKey"})
 _REQUEST_OPTIONS = _COMMON_OPTIONS | {"url", "method"}
 
 
@@ -291,6 +293,11 @@ class HttpExtension(Extension):
         options = _check_options(method, options, known)
         call = _Call(method=verb, url=url.strip(), timeout_ms=self._timeout(method, options.get("timeout")))
         call.headers = _check_headers(method, options.get("headers"))
+        key = options.get("idempotencyKey")
+        if key is not None:
+            if not isinstance(key, str) or not key.strip() or len(key) > 255 or any(ch in key for ch in "\r\n\0"):
+                raise ExtensionError(f"{method}: idempotencyKey must be a non-empty string of at most 255 characters")
+            call.headers["Idempotency-Key"] = key.strip()
         call.params = _check_params(method, options.get("params"))
         content, content_type = _encode_body(method, body, options)
         if content is not None:

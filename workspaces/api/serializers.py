@@ -278,9 +278,18 @@ class PanelDetailSerializer(PanelSummarySerializer):
     error = serializers.JSONField(source="last_error", read_only=True,
                                   help_text="The last lifecycle failure, null when none.")
     revision = serializers.SerializerMethodField(help_text="The number of the panel's current revision.")
+    waitingHandlers = serializers.SerializerMethodField(
+        help_text="Handlers of the panel waiting on an extension call (docs/suspensions.md)."
+    )
 
     class Meta(PanelSummarySerializer.Meta):
-        fields = [*PanelSummarySerializer.Meta.fields, "state", "tools", "view", "error", "schedules", "revision"]
+        fields = [*PanelSummarySerializer.Meta.fields, "state", "tools", "view", "error", "schedules", "revision",
+                  "waitingHandlers"]
+
+    def get_waitingHandlers(self, panel: Panel) -> int:
+        from workspaces.services.suspensions import waiting_on
+
+        return waiting_on(panel.pk)
 
     def get_revision(self, panel: Panel) -> int:
         from workspaces.services.panels.revisions import current_number

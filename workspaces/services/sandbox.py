@@ -26,6 +26,7 @@ def runtime_config() -> RuntimeConfig:
         max_host_calls=config.MAX_HOST_CALLS,
         cache_dir=config.module_cache_dir,
         max_cache_size_mb=config.MAX_CACHE_SIZE_MB,
+        max_suspended=config.MAX_SUSPENDED,
     )
 
 

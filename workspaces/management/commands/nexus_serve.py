@@ -17,6 +17,7 @@ from nexus.body_limit import limit_request_bodies
 from workspaces.services import activity
 from workspaces.services.publish import start_server_publisher
 from workspaces.services.scheduler import start_scheduler
+from workspaces.services.suspension_loop import start_suspension_loop
 
 logger = logging.getLogger("nexus.server")
 CLOSE_GOING_AWAY = 1001
@@ -65,6 +66,7 @@ def build_server(application: Any, endpoints: list[str], grace_s: float, **optio
                 start_server_publisher(loop)
                 if settings.NEXUS.SCHEDULER_ENABLED:
                     start_scheduler(loop)
+                start_suspension_loop(loop)
                 if announce is not None:
                     announce()
 

@@ -13,8 +13,7 @@ from nexus import lifecycle
 from runtime import ExecutionResult
 from workspaces.models import Panel, PanelStatus, RunKind
 from workspaces.nxml import PanelDefinition
-from workspaces.services import activity, quotas
-from workspaces.services import extensions as extension_service
+from workspaces.services import activity, quotas, suspensions
 from workspaces.services.errors import ErrorCode
 from workspaces.services.panels.definitions import adefinition_of
 from workspaces.services.panels.errors import ServiceError
@@ -25,25 +24,32 @@ from workspaces.services.values import describe, matches_type, unstorable_text
 logger = logging.getLogger("nexus.panels")
 
 async def execute(run: HandlerRun, on_progress: ProgressCallback | None = None,
-                  usage: quotas.ExecutionUsage | None = None) -> Outcome:
+                  usage: quotas.ExecutionUsage | None = None, first: dict[str, Any] | None = None) -> Outcome:
     """Run a handler to its end, segment by segment, performing extension calls between them.
 
-    ``usage``, when given, receives the sandbox time the segments took.
+    ``usage``, when given, receives the sandbox time the segments took; ``first``, when given,
+    resumes a handler taken over from another process instead of starting one.
     """
     outcome = Outcome()
     started_at, started = timezone.now(), time.perf_counter()
     with lifecycle.tracked_execution():
-        result, commit, failure = await run_segment(run, None)
-        _count_sandbox_time(usage, result)
-        logs = list(result.logs)
-        while failure is None and result.status == "suspended":
-            outcome.absorb(commit)
-            if on_progress is not None:
-                await on_progress(_progress(result, commit))
-            resume = await extension_service.perform(run, result.suspension or {})
-            result, commit, failure = await run_segment(run, resume)
+        try:
+            result, commit, failure = await run_segment(run, first)
             _count_sandbox_time(usage, result)
-            logs.extend(result.logs)
+            logs = list(result.logs)
+            while failure is None and result.status == "suspended":
+                outcome.absorb(commit)
+                if on_progress is not None:
+                    await on_progress(_progress(result, commit))
+                resume = await suspensions.perform(run, result.suspension or {})
+                result, commit, failure = await run_segment(run, resume)
+                _count_sandbox_time(usage, result)
+                logs.extend(result.logs)
+        except suspensions.Lost as lost:
+            return _finished_elsewhere(run, outcome, lost)
+        except BaseException:
+            suspensions.release_soon(run)  # another pass (or process) finishes a stored handler
+            raise
     outcome.absorb(commit)
     if failure is not None:
         outcome.status = "error"
@@ -69,6 +75,14 @@ async def execute(run: HandlerRun, on_progress: ProgressCallback | None = None,
             "duration_ms": round((time.perf_counter() - started) * 1000, 2),
         },
     )
+    return outcome
+
+
+def _finished_elsewhere(run: HandlerRun, outcome: Outcome, lost: Exception) -> Outcome:
+    """The handler is finished by another process: no run is recorded here."""
+    logger.info("handler %s on %s/%s: %s", run.handler_name, run.workspace_slug, run.panel_id, lost)
+    outcome.status = "error"
+    outcome.error = {"code": ErrorCode.INTERRUPTED, "message": "The handler is being finished by another server"}
     return outcome
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workspaces.models import Panel, RunKind
 from workspaces.nxml import PanelDefinition
+
+if TYPE_CHECKING:
+    from workspaces.services.suspensions import Waiting
 
 ProgressCallback = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -71,6 +74,7 @@ class HandlerRun:
     scope: dict[str, Any] | None
     actor: str
     kind: str = RunKind.TOOL
+    waiting: Waiting | None = None  # the stored row while the handler waits on an extension call
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from runtime.errors import RuntimeBusyError
 from runtime.execution import capability_set
 from workspaces.models import AuditOutcome, AuditRecord
 from workspaces.services import extensions as extension_service
+from workspaces.services import suspensions
 from workspaces.services.errors import ErrorCode
 from workspaces.services.panels.batches import Conflict, apply_batch, read_state
 from workspaces.services.panels.computed import sandbox_key
@@ -76,7 +77,7 @@ def _optimistic_segment(run: HandlerRun, step: Step) -> SegmentOutcome | None:
         return result, _unchanged(state, version), _error_of(result)
     try:
         with transaction.atomic():
-            return _commit_segment(run, state, version, result)
+            return _settled(run, _commit_segment(run, state, version, result))
     except Conflict:
         _abandon(result)
         return None
@@ -85,10 +86,20 @@ def _optimistic_segment(run: HandlerRun, step: Step) -> SegmentOutcome | None:
 def _locked_segment(run: HandlerRun, step: Step) -> SegmentOutcome:
     with transaction.atomic():
         state, version = read_state(run.panel_pk, lock=True)
+        if run.waiting is not None:
+            suspensions.claim(run)  # Lost (nothing written) when another process finishes the handler
         result = step(state)
         if result.status == "error":
-            return result, _unchanged(state, version), _error_of(result)
-        return _commit_segment(run, state, version, result)
+            return _settled(run, (result, _unchanged(state, version), _error_of(result)))
+        return _settled(run, _commit_segment(run, state, version, result))
+
+
+def _settled(run: HandlerRun, outcome: SegmentOutcome) -> SegmentOutcome:
+    """Store a handler that now waits, or drop the row of one that waited, in the segment's transaction."""
+    result, _, failure = outcome
+    if run.waiting is not None or result.status == "suspended":
+        suspensions.settle(run, result, committed=failure is None)
+    return outcome
 
 
 def _commit_segment(run: HandlerRun, state: dict[str, Any], version: int, result: ExecutionResult) -> SegmentOutcome:
@@ -152,8 +163,12 @@ def run_segment(run: HandlerRun, resume: dict[str, Any] | None) -> tuple[Executi
     else:
         def step(state: dict[str, Any]) -> ExecutionResult:
             return runtime.resume(resume["suspension_id"], ok=resume["ok"], value=resume.get("value"),
-                                  error=resume.get("error"), state=state)
-    result, commit, failure = _exclusive_segment(run, step, repeatable=resume is None)
+                                  error=resume.get("error"), state=state, error_code=resume.get("error_code"))
+    try:
+        result, commit, failure = _exclusive_segment(run, step, repeatable=resume is None)
+    except suspensions.Lost:
+        runtime.cancel(str(resume["suspension_id"]) if resume else "")
+        raise
     if failure is not None:
         _abandon(result)
         _audit_failure(run, failure)
