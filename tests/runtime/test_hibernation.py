@@ -238,3 +238,14 @@ def test_an_instance_the_state_left_while_idle_is_reset_before_its_next_use(make
     assert again.status == "suspended", again.error
     assert rt.resume(again.suspension["suspension_id"], value="s").return_value == [40, 4, "s", 4]
     assert_healthy(rt)
+
+
+def test_an_exported_suspension_keeps_the_time_it_used(make_runtime) -> None:  # type: ignore[no-untyped-def]
+    rt = make_runtime(max_instances=1, timeout_ms=400, suspension_key=KEY)
+    busy = "{ const end = Date.now() + 250; while (Date.now() < end) {} }"
+    first = start(rt, busy + "\nawait $ext.http.get('/');\n" + busy + "\nreturn 1;")
+    assert first.status == "suspended", first.error
+    moved = rt.import_suspension(rt.export_suspension(first.suspension["suspension_id"]))
+    second = rt.resume(moved, value=None)
+    assert second.status == "error" and second.error["code"] == "TIMEOUT"
+    assert_healthy(rt)
