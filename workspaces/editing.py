@@ -90,9 +90,13 @@ def sample_source(name: str | None) -> str:
     return next((sample.source for sample in samples() if sample.name == name), BLANK_SOURCE)
 
 
-def preview(source: Any, current_state: dict[str, Any] | None = None) -> dict[str, Any]:
+PREVIEW_SANDBOX_ID = "editor-preview"
+
+
+def preview(source: Any, workspace_slug: str, current_state: dict[str, Any] | None = None) -> dict[str, Any]:
     """The title, view tree and state a source would show: each key's default, or its current value
-    when the panel has that key with a value of the declared type. ``errors`` when it is refused."""
+    when the panel has that key with a value of the declared type, and the <Computed> keys computed
+    from those. ``errors`` when it is refused."""
     if not isinstance(source, str) or not source.strip():
         return {"valid": False, "errors": [], "message": "The source is empty."}
     try:
@@ -106,6 +110,8 @@ def preview(source: Any, current_state: dict[str, Any] | None = None) -> dict[st
         declared = definition.state(key)
         if key in state and declared is not None and matches_type(declared.type, value):
             state[key] = value
+    sandbox = panel_service.sandbox_key(workspace_slug, PREVIEW_SANDBOX_ID)
+    state.update(panel_service.compute(definition, state, sandbox))
     return {"valid": True, "errors": [], "title": definition.title, "view": definition.view_tree(), "state": state}
 
 

@@ -292,7 +292,7 @@ def panel_preview(request: HttpRequest, slug: str) -> HttpResponse:
     current: dict[str, Any] | None = None
     if body.get("panelId"):
         current = _panel_for(workspace, str(body["panelId"])).state
-    return JsonResponse(editing.preview(body.get("source"), current))
+    return JsonResponse(editing.preview(body.get("source"), workspace.slug, current))
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,8 @@ def test_preview_answers_the_view_and_state_or_the_located_errors(team: dict[str
     changed = SOURCE.replace('name="label" type="string" default="Yes"', 'name="label" type="number" default="1"')
     current = post({"source": changed, "panelId": "votes"}).json()
     assert current["state"] == {"count": 5, "label": 1}, "a key whose type changed shows its new default"
+    computed = SOURCE.replace("  </Data>", '    <Computed name="double" value="$state.count * 2" />\n  </Data>')
+    assert post({"source": computed, "panelId": "votes"}).json()["state"]["double"] == 10
     broken = post({"source": SOURCE.replace("<Button ", "<Buton ")}).json()
     assert broken["valid"] is False
     assert [(e["code"], e["line"]) for e in broken["errors"]] == [("UNKNOWN_ELEMENT", 11)]
@@ -265,4 +267,4 @@ def test_diff_lines_mark_added_removed_and_context() -> None:
 
 
 def test_preview_of_an_empty_source() -> None:
-    assert preview("  ")["valid"] is False and preview(None)["valid"] is False
+    assert preview("  ", "acme")["valid"] is False and preview(None, "acme")["valid"] is False

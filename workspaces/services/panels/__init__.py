@@ -10,7 +10,7 @@ the modules of this package are its implementation:
 - ``state``: set_value, reset_state
 - ``segments``: one runtime call (a handler's start or a resume) and the transaction around it
 - ``batches``: a batch of mutations re-checked, stored and published
-- ``computed``: the <Computed> keys, recomputed with every change
+- ``computed``: the <Computed> keys, recomputed with every change (compute, for previews too)
 - ``definitions``: NXML parsing and the cache of parsed definitions
 - ``workers``: in_worker, the hop from the event loop to the service's thread pool
 - ``records`` and ``errors``: the values and refusals passed across this surface
@@ -21,6 +21,7 @@ re-checked against the capabilities, type-checked, Computed keys recomputed, the
 bumped, published to every client, committed. A failed segment writes nothing.
 """
 
+from workspaces.services.panels.computed import compute, sandbox_key
 from workspaces.services.panels.definitions import (
     adefinition_of,
     definition_of,
@@ -56,6 +57,7 @@ __all__ = [
     "adefinition_of",
     "announce_change",
     "check_args",
+    "compute",
     "create_panel",
     "definition_of",
     "delete_panel",
@@ -69,6 +71,7 @@ __all__ = [
     "restore_revision",
     "run_lifecycle",
     "run_tool",
+    "sandbox_key",
     "set_value",
     "shutdown_workers",
     "stop_panel",
