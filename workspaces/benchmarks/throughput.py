@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import sqlite3
 import subprocess
@@ -46,6 +47,12 @@ def create_counters(file: Path, names: list[str]) -> None:
         db.executemany("INSERT INTO counter (name, value) VALUES (?, 0)", [(name,) for name in names])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def counter_total(file: Path) -> int:
     with contextlib.closing(sqlite3.connect(file)) as db:
         return int(db.execute("SELECT COALESCE(SUM(value), 0) FROM counter").fetchone()[0])
@@ -54,8 +61,8 @@ def counter_total(file: Path) -> int:
 @contextlib.contextmanager
 def handwritten_server(
     folder: Path, names: list[str], conn_max_age: int, wait_s: float = 30
-) -> Iterator[tuple[str, Path]]:
-    """The hand-written app under daphne on a free loopback port: (ws base URL, database file)."""
+) -> Iterator[tuple[str, Path, int]]:
+    """The hand-written app under daphne on a free loopback port: (ws base URL, database file, pid)."""
     database = folder / f"handwritten-{conn_max_age}.sqlite3"
     create_counters(database, names)
     port = free_port()
@@ -70,7 +77,7 @@ def handwritten_server(
     )
     try:
         _wait_for_port(process, port, wait_s, log_path)
-        yield f"ws://127.0.0.1:{port}", database
+        yield f"ws://127.0.0.1:{port}", database, process.pid
     finally:
         process.terminate()
         try:
@@ -122,11 +129,11 @@ def ws_throughput_vs_handwritten(quick: bool) -> dict[str, Any]:
     rounds, seconds, warm_up = (2, 2.0, 1.0) if quick else (3, 5.0, 2.0)
     names = [f"tp-{index}" for index in range(CLIENTS)]
     sides = ("handwritten", "handwritten_reconnecting", "nexus")
-    totals: dict[str, list[float]] = {side: [0, 0.0] for side in sides}
+    totals: dict[str, list[float]] = {side: [0, 0.0, 0.0] for side in sides}  # triggers, seconds, CPU s
     errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="nexus-handwritten-") as folder, \
-            handwritten_server(Path(folder), names, conn_max_age=60) as (persistent_url, persistent_db), \
-            handwritten_server(Path(folder), names, conn_max_age=0) as (naive_url, naive_db), \
+            handwritten_server(Path(folder), names, conn_max_age=60) as (persistent_url, persistent_db, persistent), \
+            handwritten_server(Path(folder), names, conn_max_age=0) as (naive_url, naive_db, naive), \
             default_nexus(Path(folder)) as dep:
         for name in names:
             dep.create_panel(name)
@@ -135,13 +142,16 @@ def ws_throughput_vs_handwritten(quick: bool) -> dict[str, Any]:
             "handwritten_reconnecting": [f"{naive_url}/ws/counter/{name}/" for name in names],
             "nexus": [dep.ws(name) for name in names],
         }
+        pids = {"handwritten": persistent, "handwritten_reconnecting": naive, "nexus": dep.servers[0].process.pid}
         # Warm-up first (compiled handlers, warm instances, open database connections: not measured).
         warmed = {side: asyncio.run(_rate(side_urls, warm_up))[0] for side, side_urls in urls.items()}
         for _ in range(rounds):
             for side, side_urls in urls.items():
+                cpu_before = cpu_seconds(pids[side])
                 count, took, side_errors = asyncio.run(_rate(side_urls, seconds))
                 totals[side][0] += count
                 totals[side][1] += took
+                totals[side][2] += cpu_seconds(pids[side]) - cpu_before
                 errors += [f"{side}: {error}" for error in side_errors]
         # Every success a hand-written app answered is a row bump it committed.
         bumps_committed = all(
@@ -149,6 +159,8 @@ def ws_throughput_vs_handwritten(quick: bool) -> dict[str, Any]:
             for side, database in (("handwritten", persistent_db), ("handwritten_reconnecting", naive_db))
         )
     rates = {side: totals[side][0] / totals[side][1] for side in sides}
+    # Server CPU per trigger: steadier than the rates on a machine shared with other work.
+    cpu_ms = {side: round(totals[side][2] * 1000 / max(1, totals[side][0]), 3) for side in sides}
     return case(
         rates["nexus"], "triggers/s", baseline=rates["handwritten"], target=TARGET_RATIO, higher_is_better=True,
         handwritten=round(rates["handwritten"], 1),
@@ -156,4 +168,6 @@ def ws_throughput_vs_handwritten(quick: bool) -> dict[str, Any]:
         ratio_reconnecting=round(rates["nexus"] / rates["handwritten_reconnecting"], 4),
         clients=CLIENTS, rounds=rounds, round_seconds=seconds, errors=len(errors),
         first_error=errors[0] if errors else None, handwritten_bumps_committed=bumps_committed,
+        cpu_ms_per_trigger=cpu_ms["nexus"], handwritten_cpu_ms_per_trigger=cpu_ms["handwritten"],
+        handwritten_reconnecting_cpu_ms_per_trigger=cpu_ms["handwritten_reconnecting"],
     )
