@@ -97,20 +97,18 @@ class WorkspaceQuotaInline(admin.StackedInline):
     model = WorkspaceQuota
     max_num = 1
     can_delete = True
-    fields = ["max_concurrent", "executions_per_minute", "sandbox_ms_per_minute", "http_calls_per_minute", "usage"]
-    readonly_fields = ["usage"]
+    fields = ["max_concurrent", "executions_per_minute", "sandbox_ms_per_minute", "http_calls_per_minute"]
     verbose_name = verbose_name_plural = "quotas"
 
-    @admin.display(description="Current use / limit")
-    def usage(self, row: WorkspaceQuota | None) -> str:
-        if row is None or row.workspace_id is None:
-            return "-"
-        usage = quota_service.usage_of(row.workspace.slug)
-        return format_html_join(
-            format_html("<br>"), "{}: {} / {}",
-            ((quota, "?" if figures["used"] is None else figures["used"], figures["limit"])
-             for quota, figures in usage.items()),
-        )
+
+def quota_usage_html(workspace: Workspace) -> str:
+    """Each quota's current use against its limit, one per line ("?" while the counters are unreachable)."""
+    usage = quota_service.usage_of(workspace.slug)
+    return format_html_join(
+        format_html("<br>"), "{}: {} / {}",
+        ((quota, "?" if figures["used"] is None else figures["used"], figures["limit"])
+         for quota, figures in usage.items()),
+    )
 
 
 def save_memberships(workspace: Workspace, formset: BaseInlineFormSet) -> None:
@@ -163,8 +161,12 @@ class WorkspaceAdmin(ServiceDeletes):
     list_display = ["slug", "name", "max_panels", "panel_count", "created_at"]
     search_fields = ["slug", "name"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["created_at", "updated_at", "quota_usage"]
     inlines = [MembershipInline, WorkspaceQuotaInline]
+
+    @admin.display(description="Quotas: current use / limit")
+    def quota_usage(self, workspace: Workspace | None) -> str:
+        return "-" if workspace is None or workspace.pk is None else quota_usage_html(workspace)
 
     @admin.display(description="Panels")
     def panel_count(self, workspace: Workspace) -> int:

@@ -42,9 +42,18 @@ def test_the_change_page_shows_current_use_against_the_limits(admin_client: Clie
     quotas.save_override(WorkspaceQuota(workspace=team, executions_per_minute=9))
     quotas.charge("team", [Charge(EXECUTIONS, 3, -1)])
     page = admin_client.get(f"{WORKSPACES}{team.pk}/change/").content.decode()
-    assert "Current use / limit" in page
+    assert "Quotas: current use / limit" in page
     assert "executions: 3 / 9" in page
     assert "concurrent: 0 / 4" in page
+
+
+def test_a_workspace_without_overrides_shows_its_use_against_the_defaults(
+    admin_client: Client, team: Workspace,  # noqa: F811
+) -> None:
+    quotas.charge("team", [Charge(EXECUTIONS, 2, -1)])
+    page = admin_client.get(f"{WORKSPACES}{team.pk}/change/").content.decode()
+    assert "executions: 2 / 600" in page and "http_calls: 0 / 300" in page
+    assert admin_client.get(f"{WORKSPACES}add/").status_code == 200
 
 
 def test_deleting_the_override_goes_back_to_the_defaults(team: Workspace) -> None:  # noqa: F811
