@@ -409,6 +409,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
             await self.send_json({"type": "VIEW", "command": command})
 
     async def _send_definition(self, definition: dict[str, Any]) -> None:
+        self.granted.clear()  # the next request reloads the panel, and with it the new tools
         await self.send_json({"type": "DEFINITION", **definition})
 
     async def _send_event(self, event: dict[str, Any]) -> None:

@@ -147,7 +147,8 @@ def _store(panel: Panel, source: str, definition: PanelDefinition, actor: str, m
         commit = commit_message(locked.state_version, mutations, [], [])
         commit["definition"] = definition_frame(definition, revision.number, locked.title)
         publish(locked.workspace.slug, locked.panel_id, commit)
-        announce_change(locked)
+        # Consumers reload the panel on this; before the commit they would read the old definition.
+        transaction.on_commit(lambda: announce_change(locked))
         return SourceUpdate(locked, revision.number, True, migration.summary())
 
 
