@@ -167,3 +167,17 @@ def test_the_schema_documents_quota_answers_of_tool_runs() -> None:
     assert "QUOTA_EXCEEDED" in run["responses"]["429"]["description"]
     workspace = schema["components"]["schemas"]["Workspace"]["properties"]
     assert "quotas" in workspace
+
+
+def test_a_run_asked_for_over_quota_is_recorded_as_skipped(world: World, owner: Any, settings: Any) -> None:
+    from tests.schedules.conftest import TICKER
+
+    settings.NEXUS = dataclasses.replace(settings.NEXUS, SCHEDULE_MIN_INTERVAL=1)
+    create_panel(world.workspace, TICKER, panel_id="ticker")
+    override(world.workspace, executions_per_minute=1)
+    url = f"{PANELS.format('ws')}/ticker/schedules/tick/run/"
+    assert owner.post(url).json()["result"]["status"] == "success"
+    body = owner.post(url).json()
+    assert body["result"]["status"] == "skipped"
+    assert body["result"]["error"]["code"] == "QUOTA_EXCEEDED"
+    assert body["schedule"]["lastStatus"] == "skipped"
