@@ -29,7 +29,8 @@ def held_service() -> tuple[ThreadingHTTPServer, HeldService]:
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
-            requests.append(f"{self.command} {self.path}")
+            key = self.headers.get("Idempotency-Key")
+            requests.append(f"{self.command} {self.path}" + (f" key={key}" if key else ""))
             release.wait(30)
             self.send_response(200)
             self.send_header("Content-Type", "application/json")

@@ -110,7 +110,7 @@ def test_an_idempotency_key_makes_a_post_safe_to_repeat(workspace: Any, service:
     service.release.set()
     assert take_over_all() == 1
     assert state_of(panel)["result"] == "answered"
-    assert service.requests == ["POST /orders"]
+    assert service.requests == ["POST /orders key=order-1"]
 
 
 def test_a_passed_deadline_resumes_with_timeout(workspace: Any, service: HeldService) -> None:

@@ -5,8 +5,8 @@ the leases of the waiting handlers this process owns, then claims rows whose lea
 (``workspaces.services.suspensions.take_over``: one process per row) and finishes each
 handler here: the call is made again when that is safe, otherwise the handler's ``await``
 throws INTERRUPTED; past its deadline it throws TIMEOUT. When the process drains, the loop
-stops the calls of its own handlers and lets their leases run out at once, so that another
-process takes them over instead of this one waiting for them.
+(or the loop is stopped) stops the calls of its own handlers and lets their leases run out at
+once, so that another process takes them over instead of this one waiting for them.
 """
 
 from __future__ import annotations
@@ -69,8 +69,7 @@ class SuspensionLoop:
                 delay = RETRY_AFTER_ERROR_S
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
-        if lifecycle.is_draining():
-            await self.hand_over()
+        await self.hand_over()  # stopping or draining: other processes finish this one's handlers
         logger.info("suspension loop stopped")
 
     async def hand_over(self) -> None:
@@ -84,13 +83,13 @@ class SuspensionLoop:
         """One pass: renew leases, take over expired rows; returns the tasks that finish them."""
         if time.monotonic() - self._renewed_at >= suspensions.lease_seconds() / 3:
             await in_worker(suspensions.renew_leases)()
+            await in_worker(suspensions.update_gauges)()
             self._renewed_at = time.monotonic()
         started = []
         for row_pk in await in_worker(suspensions.expired_rows)():
             taken = await in_worker(suspensions.take_over)(row_pk)
             if taken is not None:
                 started.append(self._start(taken))
-        await in_worker(suspensions.update_gauges)()
         return started
 
     def _start(self, taken: suspensions.Takeover) -> asyncio.Task[Any]:

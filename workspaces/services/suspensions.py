@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from nexus.logging import request_id_var
@@ -234,8 +235,9 @@ async def perform(run: HandlerRun, suspension: dict[str, Any]) -> dict[str, Any]
         await asyncio.wait({call, stop}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stop.cancel()
-    if not call.done():
-        call.cancel()
+        if not call.done():
+            call.cancel()  # handed over, or this run itself was cancelled
+    if call.cancelled():
         raise Lost("this process handed its waiting handlers over")
     return call.result()
 
@@ -327,11 +329,13 @@ def deadline_passed(deadline: datetime) -> bool:
 def counts() -> dict[str, int]:
     """Waiting handlers in the database: owned by this process, by live others, and with expired leases."""
     now = timezone.now()
-    rows = PanelSuspension.objects
-    total = rows.count()
-    expired = rows.filter(lease_until__lt=now).count()
-    mine = rows.filter(owner=process_identity(), lease_until__gte=now).count()
-    return {"local": mine, "remote": total - expired - mine, "expired": expired}
+    live = Q(lease_until__gte=now)
+    figures = PanelSuspension.objects.aggregate(
+        local=Count("pk", filter=live & Q(owner=process_identity())),
+        remote=Count("pk", filter=live & ~Q(owner=process_identity())),
+        expired=Count("pk", filter=~live),
+    )
+    return {state: int(figures[state] or 0) for state in ("local", "remote", "expired")}
 
 
 def update_gauges() -> dict[str, int]:

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand
 from workspaces.services.panels import shutdown_workers
 from workspaces.services.publish import start_server_publisher
 from workspaces.services.scheduler import Scheduler
+from workspaces.services.suspension_loop import SuspensionLoop
 
 
 class Command(BaseCommand):
@@ -36,6 +37,15 @@ class Command(BaseCommand):
         loop = asyncio.get_running_loop()
         start_server_publisher(loop)
         scheduler = Scheduler()
+        waiting = SuspensionLoop()  # keeps the leases of the handlers it starts; hands them over on stop
+        waiting_task = loop.create_task(waiting.run())
+
+        def stop() -> None:
+            scheduler.stop()
+            waiting.stop()
+
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, scheduler.stop)
+            loop.add_signal_handler(signum, stop)
         await scheduler.run(grace_s=float(settings.NEXUS.SHUTDOWN_GRACE_SECONDS))
+        waiting.stop()
+        await waiting_task
