@@ -109,6 +109,8 @@ def test_import_replace(lab: Any, counter_file: Path) -> None:
     out, _ = run("nexus_panel", "import", str(counter_file), "--workspace", "lab", "--id", "c1", "--replace")
     assert "replaced" in out
     assert Panel.objects.get(panel_id="c1").title == "Tally"
+    newest = Panel.objects.get(panel_id="c1").revisions.first()
+    assert newest is not None and newest.number == 2 and newest.message == f"Imported from {counter_file}"
 
 
 def test_export_to_stdout_and_file(lab: Any, counter_file: Path, tmp_path: Path) -> None:
