@@ -7,7 +7,7 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,15 @@ import pytest
 from runtime import metrics
 from tests.support.servers import redis_server, unique_prefix
 from workspaces.services import quotas
-from workspaces.services.quotas import EXECUTIONS, HTTP_CALLS, SANDBOX_MS, Charge, LocalCounters, RedisCounters
+from workspaces.services.quotas import (
+    EXECUTIONS,
+    HTTP_CALLS,
+    SANDBOX_MS,
+    Charge,
+    LocalCounters,
+    RedisCounters,
+    Verdict,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR_MS = 3_600_000
@@ -95,14 +103,27 @@ def test_a_check_charges_all_or_nothing(redis_url: str, make: object) -> None:
     assert refused.used == {EXECUTIONS: 1, SANDBOX_MS: 100}, "the run refused for its time is not counted"
 
 
+class CountedRedis(RedisCounters):
+    """Counters on a Redis that is not there, counting how often they are tried."""
+
+    tries = 0
+
+    def charge(self, workspace: str, charges: Sequence[Charge]) -> Verdict:
+        self.tries += 1
+        return super().charge(workspace, charges)
+
+
 def test_an_unreachable_redis_lets_work_through_with_a_warning_and_a_metric(caplog: pytest.LogCaptureFixture) -> None:
-    quotas.use_counters(RedisCounters("redis://127.0.0.1:1/0", unique_prefix()))
+    unreachable = CountedRedis("redis://127.0.0.1:1/0", unique_prefix())
+    quotas.use_counters(unreachable)
     before = failures()
     try:
         with caplog.at_level(logging.WARNING, logger="workspaces.services.quotas"):
             quotas._last_warning = 0.0
             assert quotas.charge("w", [Charge(EXECUTIONS, 1, 0)]) is None
+            assert quotas.charge("w", [Charge(EXECUTIONS, 1, 0)]) is None
     finally:
         quotas.use_counters(None)
-    assert failures() == before + 1
-    assert any("letting work through" in record.getMessage() for record in caplog.records)
+    assert unreachable.tries == 1, "after a failure Redis is left alone for a while: no timeout per run"
+    assert failures() == before + 2
+    assert sum("letting work through" in record.getMessage() for record in caplog.records) == 1

@@ -44,6 +44,8 @@ LIMITS_TTL_S = 5.0
 # A refusal of "too many at once" suggests trying again this soon.
 CONCURRENT_RETRY_S = 1
 _WARN_EVERY_S = 30.0
+# After the counters failed, checks let work through without trying them for this long.
+RETRY_COUNTERS_S = 5.0
 _NO_LIMIT = -1
 
 
@@ -273,6 +275,7 @@ class RedisCounters:
 _counters: WindowCounters | None = None
 _counters_lock = threading.Lock()
 _last_warning = 0.0
+_skip_until = 0.0
 
 
 def counters() -> WindowCounters:
@@ -288,23 +291,33 @@ def counters() -> WindowCounters:
 
 
 def use_counters(replacement: WindowCounters | None) -> None:
-    """Swap the process's counters (tests; None: choose again from the settings)."""
-    global _counters
+    """Swap the process's counters (tests; None: choose again from the settings); they are tried at once."""
+    global _counters, _skip_until
     with _counters_lock:
         _counters = replacement
+        _skip_until = 0.0
 
 
 def charge(workspace: str, charges: Sequence[Charge]) -> Verdict | None:
-    """Charge the workspace's windows; None when the counters cannot be reached (the work goes ahead)."""
-    global _last_warning
+    """Charge the workspace's windows; None when the counters cannot be reached (the work goes ahead).
+
+    After a failure the counters are left alone for ``RETRY_COUNTERS_S``, so that an outage
+    costs each run nothing instead of a connection timeout.
+    """
+    global _last_warning, _skip_until
+    now = time.monotonic()
+    if now < _skip_until:
+        metrics.QUOTA_CHECK_FAILURES_TOTAL.inc()
+        return None
     try:
         return counters().charge(workspace, charges)
     except Exception as exc:  # Redis down or misbehaving: fail open
         metrics.QUOTA_CHECK_FAILURES_TOTAL.inc()
         now = time.monotonic()
+        _skip_until = now + RETRY_COUNTERS_S
         if now - _last_warning >= _WARN_EVERY_S:
             _last_warning = now
-            logger.warning("quota counters unreachable, letting work through: %s", exc)
+            logger.warning("quota counters unreachable, letting work through for %.0f s: %s", RETRY_COUNTERS_S, exc)
         return None
 
 
