@@ -207,3 +207,24 @@ def test_panel_detail_and_health_count_waiting_handlers(workspace: Any, service:
     assert health["suspensions"] == {"local": 1, "remote": 0, "expired": 0}
     assert metrics.SUSPENSIONS.labels("local")._value.get() == 1
     get_runtime().cancel(stopped.suspension_id)
+
+
+def test_a_second_await_updates_the_row_and_the_end_deletes_it(workspace: Any, service: HeldService) -> None:
+    source = GETTING.replace("await $ext.http.get('/status');",
+                             "await $ext.http.get('/status'); await $ext.http.post('/log', {n: 2});")
+    panel = create_panel(workspace, source, "getter", service)
+    stopped = start_only(panel)
+    first = PanelSuspension.objects.get(panel=panel)
+    assert first.method == "get"
+    resume = {"suspension_id": stopped.suspension_id, "ok": True, "value": {"status": 200}}
+    result, _, failure = async_to_sync(run_segment)(stopped.run, resume)
+    assert failure is None and result.status == "suspended"
+    second = PanelSuspension.objects.get(panel=panel)
+    assert (second.pk, second.method, second.call_args) == (first.pk, "post", ["/log", {"n": 2}])
+    assert bytes(second.blob) != bytes(first.blob)
+    assert result.suspension is not None
+    resume = {"suspension_id": result.suspension["suspension_id"], "ok": True, "value": {"status": 201}}
+    result, _, failure = async_to_sync(run_segment)(stopped.run, resume)
+    assert failure is None and result.status == "success"
+    assert not PanelSuspension.objects.exists()
+    assert state_of(panel)["result"] == "answered"

@@ -117,10 +117,12 @@ def claim(run: HandlerRun) -> None:
     waiting = run.waiting
     if waiting is None or waiting.row_pk == 0:
         return
-    owned = (
+    # The row stays locked until the segment commits: a takeover waits, then finds the lease renewed
+    # (the handler waits again) or the row gone (it finished).
+    owned = list(
         PanelSuspension.objects.select_for_update()
         .filter(pk=waiting.row_pk, owner=process_identity(), generation=waiting.generation)
-        .exists()
+        .values_list("pk", flat=True)
     )
     if not owned:
         raise Lost(f"the waiting handler {run.handler_name} on {run.panel_id} was taken over by another process")
@@ -157,7 +159,7 @@ def record(run: HandlerRun, suspension: dict[str, Any]) -> None:
         "lease_until": now + timedelta(seconds=lease_seconds()), "deadline": now + timedelta(seconds=timeout),
     }
     if waiting is not None and waiting.row_pk:
-        PanelSuspension.objects.filter(pk=waiting.row_pk).update(**fields)
+        PanelSuspension.objects.filter(pk=waiting.row_pk, generation=waiting.generation).update(**fields)
         return
     row = PanelSuspension.objects.create(
         panel_id=run.panel_pk, handler=run.handler_name, kind=run.kind, actor=run.actor[:150], args=run.args,
