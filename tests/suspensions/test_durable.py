@@ -228,3 +228,22 @@ def test_a_second_await_updates_the_row_and_the_end_deletes_it(workspace: Any, s
     assert failure is None and result.status == "success"
     assert not PanelSuspension.objects.exists()
     assert state_of(panel)["result"] == "answered"
+
+
+def test_a_handler_that_awaits_while_its_process_hands_over_goes_to_another(
+    workspace: Any, service: HeldService
+) -> None:
+    panel = create_panel(workspace, GETTING, "getter", service)
+    suspensions.start_handing_over()
+    try:
+        outcome = async_to_sync(run_tool)(panel, "call")
+    finally:
+        suspensions.reset_handover()
+    assert outcome.error is not None and outcome.error["code"] == "INTERRUPTED"
+    row = PanelSuspension.objects.get(panel=panel)
+    assert row.lease_until < timezone.now()  # no lease kept: another process may take it at once
+    assert service.requests == []
+    orphan(row.pk)  # the stopping process is gone by the time another one looks
+    service.release.set()
+    assert take_over_all() == 1
+    assert state_of(panel)["result"] == "answered" and state_of(panel)["loading"] is False

@@ -12,6 +12,7 @@ A resume that finds its row gone or taken does nothing: each handler finishes on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import threading
@@ -47,6 +48,10 @@ RUNTIME_MARGIN_S = 30.0
 TAKEOVER_BATCH = 50
 TIMER_SLACK_S = 60.0  # a timer's handler may resume this late (a busy process, a takeover) before TIMEOUT
 CANCELLED = "cancelled"  # the owner of a row an administrator cancelled
+
+
+# Set when the process hands its waiting handlers over (SIGTERM): their calls stop at once.
+_handing_over = threading.Event()
 
 
 class Lost(Exception):
@@ -154,9 +159,11 @@ def record(run: HandlerRun, suspension: dict[str, Any]) -> None:
     runtime.set_suspension_deadline(suspension_id, timeout + lease_seconds() + RUNTIME_MARGIN_S)
     blob = runtime.export_suspension(suspension_id, signing_key(), keep=True)
     now = timezone.now()
+    # A process that is handing over keeps no new lease: another process takes the handler at once.
+    lease = timedelta(seconds=-1 if _handing_over.is_set() else lease_seconds())
     fields: dict[str, Any] = {
         "extension": alias, "method": method, "call_args": call_args, "blob": blob,
-        "lease_until": now + timedelta(seconds=lease_seconds()), "deadline": now + timedelta(seconds=timeout),
+        "lease_until": now + lease, "deadline": now + timedelta(seconds=timeout),
     }
     if waiting is not None and waiting.row_pk:
         PanelSuspension.objects.filter(pk=waiting.row_pk, generation=waiting.generation).update(**fields)
@@ -186,8 +193,6 @@ def refused_resume(run: HandlerRun, suspension_id: str) -> dict[str, Any] | None
 # ---------------------------------------------------------------- performing the call
 
 
-# Set when the process hands its waiting handlers over (SIGTERM): their calls stop at once.
-_handing_over = threading.Event()
 _handover_events: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = weakref.WeakKeyDictionary()
 _handover_lock = threading.Lock()
 
@@ -208,7 +213,9 @@ def start_handing_over() -> None:
     _handing_over.set()
     with _handover_lock:
         for loop, event in list(_handover_events.items()):
-            loop.call_soon_threadsafe(event.set)
+            if not loop.is_closed():
+                with contextlib.suppress(RuntimeError):  # closed meanwhile
+                    loop.call_soon_threadsafe(event.set)
 
 
 def reset_handover() -> None:
