@@ -208,7 +208,7 @@ def test_from_settings_builds_the_default_extensions():
     registry = ExtensionRegistry.from_settings(
         DEFAULT_EXTENSION_PATHS, {"HTTP_MAX_CONCURRENT": "4", "HTTP_ALLOWED_DOMAINS": "api.example.com"}
     )
-    assert registry.names() == ["nexus.http"]
+    assert registry.names() == ["nexus.http", "nexus.timer"]
     http = registry.get("nexus.http")
     assert isinstance(http, HttpExtension)
     assert http.max_concurrent == 4
