@@ -44,6 +44,15 @@ def wake_time(method: str, args: list[Any], called_at: datetime) -> datetime:
     raise ExtensionError(f"timer has no method {method!r}")
 
 
+def as_moment(method: str, args: list[Any], called_at: datetime) -> tuple[str, list[Any]]:
+    """The same wait as an ``until`` call, so that it can be performed again later without waiting longer."""
+    try:
+        due = wake_time(method, args, called_at)
+    except ExtensionError:
+        return method, args  # performed again, it fails again the same way
+    return "until", [due.isoformat().replace("+00:00", "Z")]
+
+
 def _duration(value: Any) -> timedelta:
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         raise ExtensionError("timer.sleep takes a number of milliseconds")

@@ -181,3 +181,39 @@ def test_a_run_asked_for_over_quota_is_recorded_as_skipped(world: World, owner: 
     assert body["result"]["status"] == "skipped"
     assert body["result"]["error"]["code"] == "QUOTA_EXCEEDED"
     assert body["schedule"]["lastStatus"] == "skipped"
+
+
+NAPPER = """<NexusPanel id="napper" title="Napper">
+  <Data><State name="n" type="number" default="0" /></Data>
+  <Logic>
+    <Extension name="nexus.timer" alias="timer" />
+    <Tool name="nap"><Handler>await $ext.timer.sleep(1500); $state.n = $state.n + 1;</Handler></Tool>
+  </Logic>
+  <View><Metric label="n" value="{$state.n}" /></View>
+</NexusPanel>"""
+
+
+def test_a_run_waiting_on_an_extension_leaves_its_place_free(world: World, owner: Any) -> None:
+    import asyncio
+
+    from workspaces.services.panels import run_tool
+
+    override(world.workspace, max_concurrent=1)
+    napper = create_panel(world.workspace, NAPPER, panel_id="napper")
+
+    async def three_naps_at_once() -> list[Any]:
+        naps = []
+        for _ in range(3):  # each starts once the one before waits on its timer
+            naps.append(asyncio.ensure_future(run_tool(napper, "nap")))
+            await asyncio.sleep(0.05)
+            for _ in range(40):
+                if quotas.running("ws") == 0:
+                    break
+                await asyncio.sleep(0.02)
+        in_flight = sum(not nap.done() for nap in naps)
+        return [in_flight, *await asyncio.gather(*naps)]
+
+    in_flight, *outcomes = async_to_sync(three_naps_at_once)()
+    assert in_flight == 3, "the three waited at the same time"
+    assert [outcome.status for outcome in outcomes] == ["success"] * 3, [o.error for o in outcomes]
+    assert quotas.running("ws") == 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -247,3 +247,53 @@ def test_a_handler_that_awaits_while_its_process_hands_over_goes_to_another(
     service.release.set()
     assert take_over_all() == 1
     assert state_of(panel)["result"] == "answered" and state_of(panel)["loading"] is False
+
+
+NAPPING = """<NexusPanel id="napper" title="Napper">
+  <Data><State name="woke" type="string" default="" /></Data>
+  <Logic>
+    <Extension name="nexus.timer" alias="timer" />
+    <Tool name="call">
+      <Capabilities>
+        <Capability type="state:write" scope="*" />
+        <Capability type="ext:timer" scope="*" />
+      </Capabilities>
+      <Handler>$state.woke = await $ext.timer.sleep(60000);</Handler>
+    </Tool>
+  </Logic>
+  <View><Text content="{$state.woke}" /></View>
+</NexusPanel>"""
+
+
+def napper(workspace: Any) -> Any:
+    from workspaces.services.panels import create_panel as service_create
+
+    return async_to_sync(service_create)(workspace, NAPPING, panel_id="napper")[0]
+
+
+def test_a_sleep_is_stored_as_the_moment_it_is_due(workspace: Any) -> None:
+    panel = napper(workspace)
+    before = timezone.now()
+    stopped = start_only(panel)
+    row = PanelSuspension.objects.get(panel=panel)
+    get_runtime().cancel(stopped.suspension_id)
+    assert (row.extension, row.method) == ("timer", "until")
+    due = datetime.fromisoformat(row.call_args[0])
+    assert before + timedelta(seconds=60) <= due <= timezone.now() + timedelta(seconds=60)
+    assert row.deadline >= due
+
+
+def test_a_timer_taken_over_wakes_when_it_was_due_even_past_its_deadline(workspace: Any) -> None:
+    panel = napper(workspace)
+    stopped = start_only(panel)
+    get_runtime().cancel(stopped.suspension_id)
+    row = PanelSuspension.objects.get(panel=panel)
+    # Every process was down past the wake-up time: the next one wakes the handler at once.
+    was_due = (timezone.now() - timedelta(seconds=30)).isoformat()
+    orphan(row.pk, call_args=[was_due], deadline=timezone.now() - timedelta(seconds=1))
+    started = time.monotonic()
+    assert take_over_all() == 1
+    assert time.monotonic() - started < 30, "a timer already due does not wait its whole length again"
+    woke = state_of(panel)["woke"]
+    assert woke and datetime.fromisoformat(woke) >= timezone.now() - timedelta(seconds=30)
+    assert not PanelSuspension.objects.filter(panel=panel).exists()

@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Protocol
 
@@ -363,6 +363,21 @@ def _leave(workspace: str) -> None:
         _running[workspace] -= 1
         if _running[workspace] <= 0:
             del _running[workspace]
+
+
+@contextlib.contextmanager
+def waiting(workspace: str) -> Iterator[None]:
+    """An admitted run waiting on an extension call is not running: its place is free meanwhile.
+
+    It takes the place back when it resumes, past the limit if need be: a handler that has
+    started is never refused halfway.
+    """
+    _leave(workspace)
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _running[workspace] += 1
 
 
 def running(workspace: str) -> int:

@@ -22,6 +22,7 @@ from django.db import DatabaseError
 
 from nexus import lifecycle
 from runtime.errors import CodedError
+from runtime.extensions import timer
 from workspaces.models import PanelSuspension, RunKind
 from workspaces.services import suspensions
 from workspaces.services.errors import ErrorCode
@@ -130,12 +131,14 @@ async def _first_resume(run: HandlerRun, row: PanelSuspension, suspension_id: st
     if cancelled:
         return failed | {"error": f"The wait on {call} was cancelled by an administrator",
                          "error_code": ErrorCode.INTERRUPTED}
+    name = suspensions.extension_name(run, row.extension)
+    pending = {"suspension_id": suspension_id, "extension": row.extension, "method": row.method,
+               "args": list(row.call_args or [])}
+    if name == timer.NAME:  # a timer that is late still wakes its handler, at once
+        return await suspensions.perform(run, pending)
     if suspensions.deadline_passed(row.deadline):
         return failed | {"error": f"{call} did not answer before its deadline", "error_code": ErrorCode.TIMEOUT}
-    name = suspensions.extension_name(run, row.extension)
     if suspensions.safe_to_repeat(name, row.method, list(row.call_args or [])):
-        pending = {"suspension_id": suspension_id, "extension": row.extension, "method": row.method,
-                   "args": list(row.call_args or [])}
         return await suspensions.perform(run, pending)
     return failed | {
         "error": f"The server performing {call} stopped; the call may or may not have been made",

@@ -101,7 +101,7 @@ _OPTIONS_AT = {"get": 1, "delete": 1, "post": 2, "put": 2, "patch": 2, "request"
 def safe_to_repeat(name: str, method: str, call_args: list[Any]) -> bool:
     """Whether performing the call again cannot do harm: a safe HTTP method, or an idempotency key."""
     if name == timer.NAME:
-        return True  # waiting again does no harm (a sleep taken over waits its whole length again)
+        return True  # waiting again does no harm; the row holds the moment it is due
     if name != HTTP_EXTENSION:
         return False
     position = _OPTIONS_AT.get(method)
@@ -155,7 +155,10 @@ def record(run: HandlerRun, suspension: dict[str, Any]) -> None:
         cap = settings.NEXUS.WORKSPACE_MAX_SUSPENDED
         run.waiting = Waiting(0, 0, f"more than {cap} handlers of this workspace are waiting on extension calls")
         return
-    timeout = call_timeout_s(extension_name(run, alias), method, call_args)
+    name = extension_name(run, alias)
+    timeout = call_timeout_s(name, method, call_args)
+    if name == timer.NAME:  # a process taking it over waits only for what is left
+        method, call_args = timer.as_moment(method, call_args, timer.now())
     runtime.set_suspension_deadline(suspension_id, timeout + lease_seconds() + RUNTIME_MARGIN_S)
     blob = runtime.export_suspension(suspension_id, signing_key(), keep=True)
     now = timezone.now()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -41,7 +42,8 @@ async def execute(run: HandlerRun, on_progress: ProgressCallback | None = None,
                 outcome.absorb(commit)
                 if on_progress is not None:
                     await on_progress(_progress(result, commit))
-                resume = await suspensions.perform(run, result.suspension or {})
+                with quotas.waiting(run.workspace_slug) if usage is not None else contextlib.nullcontext():
+                    resume = await suspensions.perform(run, result.suspension or {})
                 result, commit, failure = await run_segment(run, resume)
                 _count_sandbox_time(usage, result)
                 logs.extend(result.logs)
