@@ -11,7 +11,7 @@ from tests.support.servers import base_env, manage
 CASES = {
     "runtime.execute", "runtime.parallel", "runtime.cold_start", "runtime.instance_memory", "runtime.switch",
     "ws.trigger", "ws.throughput", "ws.throughput_vs_handwritten", "ws.fanout", "rest.trigger", "rest.create_panel", "mcp.call",
-    "schedule.lag", "ws.fairness",
+    "schedule.lag", "ws.fairness", "ws.waiting", "runtime.suspend_resume",
 }
 
 

@@ -63,8 +63,8 @@ def deployment(processes: int = 1, redis_url: str | None = None, **settings: str
     with tempfile.TemporaryDirectory(prefix="nexus-bench-") as folder:
         tmp = Path(folder)
         with scratch_database(tmp) as database:
-            env = base_env(DATABASE_URL=database.url, MAX_PANELS="1000", NEXUS_BENCH_ECHO="true",
-                           MAX_INSTANCES="8", MIN_INSTANCES="2", **settings)
+            env = base_env(**{"DATABASE_URL": database.url, "MAX_PANELS": "1000", "NEXUS_BENCH_ECHO": "true",
+                              "MAX_INSTANCES": "8", "MIN_INSTANCES": "2", **settings})
             env["REDIS_URL"] = redis_url if redis_url is not None else env.get("REDIS_URL", "")
             env["REDIS_PREFIX"] = unique_prefix()
             token = provision(env, max_panels=1000)

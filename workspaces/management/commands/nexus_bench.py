@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 def _cases() -> dict[str, Callable[[bool], dict[str, Any]]]:
-    from workspaces.benchmarks import fairness, live, mcp_call, schedule_lag, throughput
+    from workspaces.benchmarks import fairness, live, mcp_call, schedule_lag, throughput, waiting
     from workspaces.services.sandbox import runtime_benchmarks
 
     return {
@@ -21,6 +21,7 @@ def _cases() -> dict[str, Callable[[bool], dict[str, Any]]]:
         "ws.throughput_vs_handwritten": throughput.ws_throughput_vs_handwritten,
         "ws.fanout": live.ws_fanout,
         "ws.fairness": fairness.ws_fairness,
+        "ws.waiting": waiting.ws_waiting,
         "rest.trigger": live.rest_trigger,
         "rest.create_panel": live.rest_create_panel,
         "mcp.call": mcp_call.mcp_call,
@@ -64,8 +65,9 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 class Command(BaseCommand):
     help = (
         "Run Nexus benchmarks and print a table (or JSON with --json). Cases: runtime.execute, "
-        "runtime.parallel, runtime.cold_start, runtime.instance_memory, runtime.switch, ws.trigger, ws.throughput, "
-        "ws.throughput_vs_handwritten, ws.fanout, ws.fairness, rest.trigger, rest.create_panel, mcp.call. Each "
+        "runtime.parallel, runtime.cold_start, runtime.instance_memory, runtime.switch, runtime.suspend_resume, "
+        "ws.trigger, ws.throughput, ws.throughput_vs_handwritten, ws.fanout, ws.fairness, ws.waiting, rest.trigger, "
+        "rest.create_panel, mcp.call, schedule.lag. Each "
         "compares with "
         "a baseline measured in the same run; server "
         "processes, a scratch database and (for ws.fanout, when REDIS_URL is unset) a private redis-server "
