@@ -115,3 +115,38 @@ def _takeovers(server: Any) -> int:
         if line.startswith("nexus_suspension_takeovers_total "):
             return int(float(line.split()[1]))
     return -1
+
+
+def test_a_timer_set_through_a_killed_process_wakes_on_the_other(tmp_path: Path) -> None:
+    from tests.api.test_timers import SLEEPER
+
+    with redis_server() as redis_url, scratch_database(tmp_path) as database:
+        assert redis_url, "this test needs redis-server on this machine or REDIS_URL"
+        live = start_live(tmp_path, database.url, processes=2, REDIS_URL=redis_url, SUSPENSION_LEASE_SECONDS="2")
+        doomed, survivor = live.server, live.extra_servers[0]
+        try:
+            live.create("sleeper", SLEEPER)
+
+            async def scenario() -> float:
+                caller = await live.connect("sleeper", server=doomed)
+                await caller.send(json.dumps({"type": "TRIGGER", "tool": "nap", "args": {"ms": 4000},
+                                              "requestId": "nap"}))
+                set_at = time.monotonic()
+
+                def waiting() -> bool:
+                    detail = live.api("GET", "/api/v1/workspaces/acme/panels/sleeper/", server=survivor).json()
+                    return bool(detail["waitingHandlers"] == 1)
+
+                await asyncio.to_thread(wait_for, waiting, 30, "the stored timer")
+                doomed.kill()
+                await asyncio.to_thread(wait_for, lambda: panel_state(live, "sleeper", survivor)["woke"] != "",
+                                        60, "the timer to wake on the survivor")
+                return time.monotonic() - set_at
+
+            woke_after = asyncio.run(scenario())
+            assert woke_after >= 4.0, "the survivor waited for the time that was left, not less"
+            assert not panel_state(live, "sleeper", survivor)["woke"].startswith("refused")
+            assert _takeovers(survivor) == 1
+        finally:
+            survivor.terminate()
+            doomed.kill()
