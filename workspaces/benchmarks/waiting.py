@@ -100,7 +100,8 @@ async def _while_waiting(dep: Deployment, count: int) -> tuple[list[float], list
 def ws_waiting(quick: bool) -> dict[str, Any]:
     count = 20 if quick else 50
     with slow_service() as service_url, deployment(MAX_INSTANCES="2", MIN_INSTANCES="1",
-                                                   HTTP_ALLOWED_PRIVATE_HOSTS="127.0.0.1") as dep:
+                                                   HTTP_ALLOWED_PRIVATE_HOSTS="127.0.0.1",
+                                                   HTTP_MAX_CONCURRENT=str(WAITERS)) as dep:
         dep.create_panel("counter")
         for index in range(WAITERS):
             _create_waiter(dep, f"waiter-{index}", service_url)
