@@ -23,6 +23,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from workspaces.admin_revisions import PanelRevisionsMixin
 from workspaces.models import (
@@ -105,7 +106,7 @@ def quota_usage_html(workspace: Workspace) -> str:
     """Each quota's current use against its limit, one per line ("?" while the counters are unreachable)."""
     usage = quota_service.usage_of(workspace.slug)
     return format_html_join(
-        format_html("<br>"), "{}: {} / {}",
+        mark_safe("<br>"), "{}: {} / {}",
         ((quota, "?" if figures["used"] is None else figures["used"], figures["limit"])
          for quota, figures in usage.items()),
     )
