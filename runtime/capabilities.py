@@ -236,14 +236,15 @@ def infer_capabilities(code: str) -> list[str]:
         return []
     try:
         tree = parse_handler_tree(code)
-        for node in _walk(tree.root_node):
+        for node in walk_tree(tree.root_node):
             _inspect(node, found)
     except Exception:  # noqa: S110 - inference is best effort; return what was found so far
         pass
     return sorted(found)
 
 
-def _walk(root: Any) -> Iterator[Any]:
+def walk_tree(root: Any) -> Iterator[Any]:
+    """Every node of a tree-sitter tree, depth first, in source order."""
     stack = [root]
     while stack:
         node = stack.pop()

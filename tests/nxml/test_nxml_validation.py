@@ -330,7 +330,50 @@ def test_computed_references_and_cycles() -> None:
     cyclic = doc(COUNT + '<Computed name="a" value="$state.a + 1" />')
     assert only(cyclic, "COMPUTED_CYCLE")
     assert only(doc(COUNT + '<Computed name="a" value="$state.ghost" />'), "UNKNOWN_STATE_KEY")
-    assert only(doc(COUNT + '<Computed name="a" value="Math.max(1, 2)" />'), "INVALID_EXPRESSION")
+    assert parse_nxml(doc(COUNT + '<Computed name="a" value="Math.max(1, $state.count)" />')).computed
+
+
+VOTES = '<State name="votes" type="object" default="{}" />'
+
+
+def test_a_computed_value_is_any_expression_that_only_reads_state() -> None:
+    total = '<Computed name="total" value="Object.values($state.votes).reduce((a, b) =&gt; a + b, 0)" />'
+    definition = parse_nxml(doc(VOTES + total))
+    assert definition.computed[0].references == ["votes"]
+    leader = ('<Computed name="leader" value="Object.entries($state.votes).sort((a, b) =&gt; b[1] - a[1])[0]?.[0]'
+              ' ?? null" />')
+    assert parse_nxml(doc(VOTES + leader)).computed[0].references == ["votes"]
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("$state.count = 1", "may not assign to $state"),
+        ("$state.count += 1", "may not assign to $state"),
+        ("$state.count++", "(++ or --)"),
+        ("delete $state.count", "may not delete"),
+        ("$state.votes.push(1)", "push() changes what it is called on"),
+        ("$emit('x', 1)", "cannot use $emit"),
+        ("$ext.http.get('/')", "cannot use $ext"),
+        ("1)); $state.count = 2; ((1", "one expression, not statements"),
+        ("($state.count", "syntax error"),
+    ],
+)
+def test_a_computed_value_that_writes_or_is_not_an_expression_is_refused(value: str, says: str) -> None:
+    source = doc(COUNT + VOTES + f'<Computed name="c" value="1 + ({value})" />')
+    errors = errors_of(source)
+    assert [error.code for error in errors] == ["INVALID_EXPRESSION"], errors
+    assert says in errors[0].message, errors[0].message
+    line = source.splitlines()[errors[0].line - 1]
+    value_column = line.index('value="1 + (') + len('value="') + 1
+    assert errors[0].column >= value_column + len("1 + ("), (errors[0], value_column)
+
+
+def test_the_error_points_at_the_write() -> None:
+    source = doc(COUNT + '<Computed name="c" value="$state.count * 2 + ($state.count = 3)" />')
+    error = errors_of(source)[0]
+    line = source.splitlines()[error.line - 1]
+    assert line[error.column - 1:].startswith("$state.count = 3"), (error, line)
 
 
 def test_an_invalid_state_type_does_not_cascade() -> None:

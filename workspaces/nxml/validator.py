@@ -21,6 +21,7 @@ from .bindings import (
     iter_expressions,
     parse_expression,
 )
+from .computed import check_expression as check_computed_expression
 from .errors import NXMLError
 from .javascript import CheckTooExpensive, SyntaxChecker, find_syntax_error
 from .schedules import DEFAULT_MIN_INTERVAL_S, ScheduleBuilder
@@ -302,11 +303,17 @@ class Validator:
         return computed
 
     def check_computed(self, computed: ComputedDef, element: RawElement) -> None:
-        expression = self.parse_expression_at(element, "value", computed.expression, 0)
-        if expression is None:
+        check = check_computed_expression(computed.expression)
+        for problem in check.problems:
+            self.report(problem.code, f"'value' of <Computed>: {problem.message}",
+                        self.at_value(element, "value", problem.offset))
+        if check.problems:
             return
-        keys = self.check_references(element, "value", expression, 0, scope=())
-        computed.references = sorted(set(keys))
+        for key in check.references:
+            if key not in self.state_types and key not in self.computed_names:
+                self.report(codes.UNKNOWN_STATE_KEY, f"'value' of <Computed>: $state.{key} is no state or computed key",
+                            self.at_value(element, "value", max(computed.expression.find(key), 0)))
+        computed.references = sorted(check.references)
 
     def check_computed_cycles(self, computed: list[tuple[ComputedDef, RawElement]]) -> None:
         graph = {item.name: [ref for ref in item.references if ref in self.computed_names] for item, _ in computed}

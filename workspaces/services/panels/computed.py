@@ -11,6 +11,8 @@ from workspaces.nxml import PanelDefinition
 from workspaces.services.sandbox import get_runtime
 
 logger = logging.getLogger("nexus.panels")
+# All of a panel's computed keys together get this long per change of state.
+COMPUTED_TIMEOUT_MS = 200
 
 def computed_names(definition: PanelDefinition) -> set[str]:
     return {item.name for item in definition.computed}
@@ -52,7 +54,7 @@ def compute(definition: PanelDefinition, state: dict[str, Any], sandbox_key: str
         capabilities=["state:read:*"],
         tenant=sandbox_key.partition("/")[0],
     )
-    result = get_runtime().execute(_computed_program(definition), context)
+    result = get_runtime().execute(_computed_program(definition), context, timeout_ms=COMPUTED_TIMEOUT_MS)
     if result.status != "success" or not isinstance(result.return_value, dict):
         logger.warning("computed keys of %s failed: %s", definition.id, result.error)
         return dict.fromkeys(names)
