@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from runtime import metrics
+from tests.conftest import using_postgres
 from tests.support.servers import redis_server, unique_prefix
 from workspaces.services import quotas
 from workspaces.services.quotas import (
@@ -127,3 +128,22 @@ def test_an_unreachable_redis_lets_work_through_with_a_warning_and_a_metric(capl
     assert unreachable.tries == 1, "after a failure Redis is left alone for a while: no timeout per run"
     assert failures() == before + 2
     assert sum("letting work through" in record.getMessage() for record in caplog.records) == 1
+
+
+@pytest.mark.skipif(not using_postgres(), reason="the connection pool exists on PostgreSQL: DATABASE_URL=postgres://…")
+def test_reading_a_workspace_s_limits_gives_its_connection_back(transactional_db: None) -> None:
+    from asgiref.sync import async_to_sync
+    from django.db import connection
+
+    connection.ensure_connection()
+    pool = connection.pool
+
+    def checked_out() -> int:
+        stats = pool.get_stats()
+        return int(stats.get("pool_size", 0)) - int(stats.get("pool_available", 0))
+
+    before = checked_out()
+    for index in range(20):
+        quotas.forget_limits()
+        async_to_sync(quotas._alimits_for)(f"ws{index}")
+    assert checked_out() == before, "every thread that read limits returned its connection to the pool"

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from asgiref.sync import sync_to_async
 from cachetools import TTLCache
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 from runtime import metrics
@@ -144,7 +145,8 @@ async def _alimits_for(workspace: str) -> Limits:
         cached = _limits.get(workspace)
     if cached is not None:
         return cached
-    limits: Limits = await sync_to_async(limits_for, thread_sensitive=False)(workspace)
+    # database_sync_to_async gives the thread's pooled connection back when the read is done.
+    limits: Limits = await database_sync_to_async(limits_for, thread_sensitive=False)(workspace)
     return limits
 
 
