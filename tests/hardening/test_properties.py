@@ -438,12 +438,23 @@ def type_fits(type_: str, value: Any) -> bool:
 
 
 def model_apply(state: dict[str, Any], batch: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The state after a batch, or None when the service must refuse the whole batch."""
+    """The state after a batch, or None when the service must refuse the whole batch.
+
+    The sandbox logs a handler's writes in order, except that a set of the key the previous
+    entry set replaces that entry's value; the service checks every entry of that log.
+    """
     new = dict(state)
+    log: list[dict[str, Any]] = []
     for item in batch:
-        key = item["key"]
-        if key == "size":
+        if item["key"] == "size":
             return None  # computed keys are read-only
+        previous = log[-1] if log else None
+        if item["op"] == "set" and previous is not None and previous["op"] == "set" and previous["key"] == item["key"]:
+            log[-1] = item
+        else:
+            log.append(item)
+    for item in log:
+        key = item["key"]
         if item["op"] == "delete":
             new.pop(key, None)
             continue
