@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from workspaces.models import Panel, PanelStatus, Workspace
 from workspaces.nxml import PanelDefinition
-from workspaces.services import catalog, schedules
+from workspaces.services import activity, catalog, schedules
 from workspaces.services.errors import ErrorCode
 from workspaces.services.panels import revisions
 from workspaces.services.panels.computed import compute, sandbox_key
@@ -193,6 +193,9 @@ async def delete_panel(panel: Panel, actor: str = "") -> None:
 
 @in_worker
 def _delete(panel: Panel) -> None:
+    # Runs of this panel still queued for the activity log (its unmount, say) are stored first:
+    # a run row written while the delete cascades would fail the delete on PostgreSQL.
+    activity.flush()
     Panel.objects.filter(pk=panel.pk).delete()
     # The same ordered path as unmount's events, so its sockets see those before they close (4404).
     publish(panel.workspace.slug, panel.panel_id, {"type": "panel.deleted"})
