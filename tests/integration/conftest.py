@@ -12,7 +12,15 @@ import httpx
 import pytest
 import websockets
 
-from tests.support.servers import Server, base_env, provision, scratch_database, start_server, unique_prefix
+from tests.support.servers import (
+    Server,
+    base_env,
+    provision,
+    redis_server,
+    scratch_database,
+    start_server,
+    unique_prefix,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "workspaces" / "fixtures" / "panels"
 
@@ -132,3 +140,17 @@ async def receive_kinds(socket: Any, kinds: set[str], timeout: float = 20) -> di
 
     await asyncio.wait_for(wait(), timeout)
     return found
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """Two server processes on one database, sharing Redis (a module may define its own pair)."""
+    tmp = tmp_path_factory.mktemp("pair")
+    with redis_server() as redis_url, scratch_database(tmp) as database:
+        assert redis_url, "these tests need redis-server on this machine or REDIS_URL"
+        live = start_live(tmp, database.url, processes=2, REDIS_URL=redis_url)
+        try:
+            yield live
+        finally:
+            for server in [live.server, *live.extra_servers]:
+                server.terminate()

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Live, example, receive_until, start_live
-from tests.support.servers import redis_server, scratch_database
+from tests.integration.conftest import Live, example, receive_until
 
 pytestmark = pytest.mark.slow
 
@@ -29,19 +28,6 @@ def with_greeting(source: str) -> str:
                              "  </Logic>")
         .replace('<Button label="Reset"', '<Button label="Greet" trigger="greet" />\n        <Button label="Reset"')
     )
-
-
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    tmp = tmp_path_factory.mktemp("definition-pair")
-    with redis_server() as redis_url, scratch_database(tmp) as database:
-        assert redis_url, "these tests need redis-server on this machine or REDIS_URL"
-        live = start_live(tmp, database.url, processes=2, REDIS_URL=redis_url)
-        try:
-            yield live
-        finally:
-            for server in [live.server, *live.extra_servers]:
-                server.terminate()
 
 
 async def frames_until_patch(socket: Any, timeout: float = 30) -> list[dict[str, Any]]:

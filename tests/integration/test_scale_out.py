@@ -15,19 +15,6 @@ from tests.support.servers import redis_server, scratch_database
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    tmp = tmp_path_factory.mktemp("pair")
-    with redis_server() as redis_url, scratch_database(tmp) as database:
-        assert redis_url, "these tests need redis-server on this machine or REDIS_URL"
-        live = start_live(tmp, database.url, processes=2, REDIS_URL=redis_url)
-        try:
-            yield live
-        finally:
-            for server in [live.server, *live.extra_servers]:
-                server.terminate()
-
-
 async def _collect_patches(socket: Any, start: int, count: int) -> list[int]:
     versions: list[int] = []
     while len(versions) < count:
